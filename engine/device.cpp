@@ -1,0 +1,162 @@
+// Memory on either device, its byte counter, and GPU detection. Compiled by the host compiler;
+// the CUDA runtime API is used only when the build has ENGINE_CUDA.
+#include "engine/device.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "engine/error.h"
+#ifdef ENGINE_CUDA
+#include <cuda_runtime.h>
+
+#include "engine/cuda_check.h"
+#endif
+
+namespace engine {
+namespace {
+std::atomic<size_t> g_current[2], g_peak[2];
+
+void count_alloc(Device d, size_t bytes) {
+    const int i = (int)d;
+    const size_t now = g_current[i].fetch_add(bytes) + bytes;
+    size_t peak = g_peak[i].load();
+    while (now > peak && !g_peak[i].compare_exchange_weak(peak, now)) {
+    }
+}
+}  // namespace
+
+const char* device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
+
+bool built_with_cuda() {
+#ifdef ENGINE_CUDA
+    return true;
+#else
+    return false;
+#endif
+}
+
+bool cuda_usable(std::string* why) {
+#ifdef ENGINE_CUDA
+    int n = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        if (why) *why = str("no usable GPU: ", cudaGetErrorString(e));
+        cudaGetLastError();  // clear the sticky error so later calls are not confused
+        return false;
+    }
+    if (n == 0) {
+        if (why) *why = "no usable GPU: no CUDA device found";
+        return false;
+    }
+    if (why) why->clear();
+    return true;
+#else
+    if (why) *why = "built without the CUDA backend (CUDA=0 or nvcc not found)";
+    return false;
+#endif
+}
+
+int cuda_device_count() {
+#ifdef ENGINE_CUDA
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return n;
+#else
+    return 0;
+#endif
+}
+
+void* device_alloc(Device d, size_t bytes) {
+    if (bytes == 0) return nullptr;
+    void* p = nullptr;
+    if (d == Device::cpu) {
+        p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+        ENGINE_CHECK(p, DeviceError, "host allocation of ", bytes, " bytes failed");
+    } else {
+#ifdef ENGINE_CUDA
+        const cudaError_t e = cudaMalloc(&p, bytes);
+        ENGINE_CHECK(e == cudaSuccess, DeviceError, "cudaMalloc of ", bytes,
+                     " bytes failed: ", cudaGetErrorString(e), " (", g_current[1].load(),
+                     " bytes already allocated)");
+#else
+        throw DeviceError("device_alloc(cuda): built without the CUDA backend");
+#endif
+    }
+    count_alloc(d, bytes);
+    return p;
+}
+
+void device_free(Device d, void* p, size_t bytes) {
+    if (!p) return;
+    g_current[(int)d].fetch_sub(bytes);
+    if (d == Device::cpu) {
+        std::free(p);
+    } else {
+#ifdef ENGINE_CUDA
+        cudaFree(p);  // never throws from a destructor path
+#endif
+    }
+}
+
+void device_memset_zero(Device d, void* p, size_t bytes) {
+    if (!p || bytes == 0) return;
+    if (d == Device::cpu) {
+        std::memset(p, 0, bytes);
+        return;
+    }
+#ifdef ENGINE_CUDA
+    CUDA_CHECK(cudaMemset(p, 0, bytes));
+#else
+    throw DeviceError("device_memset_zero(cuda): built without the CUDA backend");
+#endif
+}
+
+void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
+    if (bytes == 0) return;
+    if (dst_dev == Device::cpu && src_dev == Device::cpu) {
+        std::memcpy(dst, src, bytes);
+        return;
+    }
+#ifdef ENGINE_CUDA
+    CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault));
+#else
+    throw DeviceError("device_copy: built without the CUDA backend");
+#endif
+}
+
+void* pinned_alloc(size_t bytes) {
+#ifdef ENGINE_CUDA
+    if (cuda_usable()) {
+        void* p = nullptr;
+        CUDA_CHECK(cudaMallocHost(&p, bytes));
+        return p;
+    }
+#endif
+    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    ENGINE_CHECK(p, DeviceError, "host allocation of ", bytes, " bytes failed");
+    return p;
+}
+
+void pinned_free(void* p) {
+    if (!p) return;
+#ifdef ENGINE_CUDA
+    if (cudaFreeHost(p) == cudaSuccess) return;
+    cudaGetLastError();
+#endif
+    std::free(p);
+}
+
+MemoryCounter memory_counter(Device d) {
+    MemoryCounter m;
+    m.current = g_current[(int)d].load();
+    m.peak = g_peak[(int)d].load();
+    return m;
+}
+
+void reset_peak_memory(Device d) { g_peak[(int)d].store(g_current[(int)d].load()); }
+
+}  // namespace engine

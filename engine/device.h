@@ -1,0 +1,38 @@
+// Where memory lives and whether a GPU can be used. Device memory is counted in bytes (current
+// and peak) so memory reports come from the allocator itself.
+#pragma once
+#include <string>
+
+#include "engine/common.h"
+
+namespace engine {
+
+enum class Device { cpu, cuda };
+const char* device_name(Device d);
+
+// True when this build has the CUDA backend and a usable GPU is present. When false, *why (if
+// given) says why: built without CUDA, no device, or the driver refused (for example "CUDA
+// driver version is insufficient" on a machine with the toolkit but no GPU). Never throws.
+bool cuda_usable(std::string* why = nullptr);
+int cuda_device_count();  // 0 when not usable
+bool built_with_cuda();
+
+// Raw allocation on a device (cpu: 64-byte aligned host memory; cuda: cudaMalloc). Throws
+// DeviceError with the size when allocation fails.
+void* device_alloc(Device d, size_t bytes);
+void device_free(Device d, void* p, size_t bytes);
+void device_memset_zero(Device d, void* p, size_t bytes);
+// Copy between any two places (host<->device, device<->device, host<->host). Synchronous.
+void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
+// Pinned host memory for loader batches (falls back to ordinary memory without CUDA).
+void* pinned_alloc(size_t bytes);
+void pinned_free(void* p);
+
+struct MemoryCounter {
+    size_t current = 0, peak = 0;
+};
+// Bytes currently allocated and the peak, per device, through device_alloc.
+MemoryCounter memory_counter(Device d);
+void reset_peak_memory(Device d);
+
+}  // namespace engine
