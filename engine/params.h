@@ -1,6 +1,6 @@
 // The model's memory for learnt parameters: one flat buffer of all parameters and one flat buffer
-// of all their gradients (same layout), with named views; non-learnt state (BN running
-// statistics) lives in a separate flat buffer. Entries keep their registration order, which the
+// of all their gradients (same layout), with named views; non-learnt values (BN running
+// statistics, a fixed gamma) live in a separate flat buffer. Entries keep their registration order, which the
 // network makes equal to PyTorch's state_dict order, so a checkpoint is a walk over entries().
 //
 // Two phases: add() every tensor while building the network (returns an id), then allocate();
@@ -17,8 +17,8 @@ namespace engine {
 
 enum class ParamKind {
     learnt,  // in params() and grads(); updated by the optimiser
-    fixed,   // in params() (so checkpoints and views are uniform) but never updated, e.g. a
-             // BN gamma fixed to 1 (fix_gamma); its gradient is kept at zero
+    fixed,   // a value that is not learnt, e.g. a BN gamma fixed to 1 (fix_gamma); in state(),
+             // so the optimiser (which walks params()) never touches it; no gradient
     state,   // non-learnt state, e.g. BN running mean/var; in state()
 };
 
@@ -42,7 +42,7 @@ public:
         e.numel = shape_numel(shape);
         e.shape = std::move(shape);
         e.kind = kind;
-        i64& total = kind == ParamKind::state ? n_state_ : n_params_;
+        i64& total = kind == ParamKind::learnt ? n_params_ : n_state_;
         e.offset = total;
         total += e.numel;
         index_[name] = (int)entries_.size();
@@ -69,15 +69,15 @@ public:
     }
     bool has(const std::string& name) const { return index_.count(name) > 0; }
 
-    // Views: parameter values (learnt or fixed) and their gradients, or state values.
-    T* param(int id) { return base(id, params_) + entries_[id].offset; }
+    // The storage of an entry whatever its kind (in params() for learnt, state() otherwise).
+    T* value(int id) { return base(id) + entries_.at(id).offset; }
+    T* param(int id) { return value(id); }
+    // The gradient of a learnt entry (same offset in grads() as in params()).
     T* grad(int id) {
-        ENGINE_CHECK(entries_[id].kind != ParamKind::state, ArgError, entries_[id].name,
-                     " is state: it has no gradient");
+        ENGINE_CHECK(entries_.at(id).kind == ParamKind::learnt, ArgError, entries_[id].name,
+                     " is not learnt: it has no gradient");
         return grads_.data() + entries_[id].offset;
     }
-    // The storage of an entry whatever its kind (params() for learnt/fixed, state() for state).
-    T* value(int id) { return base(id, params_) + entries_[id].offset; }
 
     Buffer<T>& params() { return params_; }
     Buffer<T>& grads() { return grads_; }
@@ -86,9 +86,9 @@ public:
     i64 num_state() const { return n_state_; }
 
 private:
-    T* base(int id, Buffer<T>& p) {
+    T* base(int id) {
         ENGINE_CHECK(allocated_, ArgError, "ParamStore: pointer requested before allocate()");
-        return entries_.at(id).kind == ParamKind::state ? state_.data() : p.data();
+        return entries_.at(id).kind == ParamKind::learnt ? params_.data() : state_.data();
     }
     std::vector<ParamEntry> entries_;
     std::unordered_map<std::string, int> index_;

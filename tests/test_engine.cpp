@@ -43,13 +43,14 @@ TEST_CASE("param store: flat buffers, named views, state apart") {
     const int fx = ps.add("features.weight", {4}, ParamKind::fixed);
     CHECK_THROWS_AS(ps.add("bn1.weight", {4}), ArgError);
     ps.allocate(Device::cpu);
-    CHECK(ps.num_params() == 108 + 4 + 4);
-    CHECK(ps.num_state() == 4);
+    CHECK(ps.num_params() == 108 + 4);
+    CHECK(ps.num_state() == 4 + 4);
     CHECK(ps.param(g) == ps.params().data() + 108);
     CHECK(ps.grad(g) == ps.grads().data() + 108);
     CHECK(ps.value(m) == ps.state().data());
-    CHECK(ps.param(fx) == ps.params().data() + 112);
+    CHECK(ps.param(fx) == ps.state().data() + 4);
     CHECK_THROWS_AS(ps.grad(m), ArgError);
+    CHECK_THROWS_AS(ps.grad(fx), ArgError);
     CHECK(ps.id("bn1.running_mean") == m);
     CHECK(ps.entries()[w].name == "conv1.weight");
 }
