@@ -5,7 +5,8 @@
 #   make profile      CUDA build with -lineinfo for Nsight (see README)
 #   make V=1          show full command lines
 # Every .cpp under engine/ layers/ losses/ data/ goes into the library, every .cu too
-# when CUDA=1; every apps/NAME.cpp becomes build/NAME; every tests/*.cpp joins build/tests.
+# when CUDA=1; every apps/NAME.cpp becomes build/NAME, every bench/NAME.cpp build/bench_NAME;
+# every tests/*.cpp joins build/tests.
 
 BUILD ?= build
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -37,6 +38,8 @@ LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o)
 LIB := $(BUILD)/libengine.a
 APP_SRC := $(wildcard apps/*.cpp)
 APPS := $(APP_SRC:apps/%.cpp=$(BUILD)/%)
+BENCH_SRC := $(wildcard bench/*.cpp)
+BENCHES := $(BENCH_SRC:bench/%.cpp=$(BUILD)/bench_%)
 TEST_SRC := $(wildcard tests/*.cpp)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/obj/%.o)
 DEPS_STAMP := $(BUILD)/.deps-ok
@@ -48,7 +51,7 @@ Q := @
 endif
 
 .PHONY: all test profile clean deps demo bench
-all: $(LIB) $(APPS) $(BUILD)/tests
+all: $(LIB) $(APPS) $(BUILD)/tests $(BENCHES)
 
 # Third-party headers and libraries (doctest, stb, OpenBLAS) come from the system; the
 # script installs them when missing (apt-get as root, otherwise it prints the command).
@@ -71,6 +74,10 @@ $(LIB): $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/%: $(BUILD)/obj/apps/%.o $(LIB)
+	@echo "  LINK  $@"
+	$(Q)$(CXX) $< $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/bench_%: $(BUILD)/obj/bench/%.o $(LIB)
 	@echo "  LINK  $@"
 	$(Q)$(CXX) $< $(LIB) $(LDLIBS) -o $@
 
