@@ -33,7 +33,7 @@ LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -l
 CU_SRC := $(wildcard engine/*.cu layers/*.cu losses/*.cu data/*.cu)
 endif
 
-LIB_SRC := $(wildcard engine/*.cpp layers/*.cpp losses/*.cpp data/*.cpp)
+LIB_SRC := $(wildcard engine/*.cpp layers/*.cpp losses/*.cpp data/*.cpp apps/pipeline/*.cpp)
 LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o)
 LIB := $(BUILD)/libengine.a
 APP_SRC := $(wildcard apps/*.cpp)

@@ -36,7 +36,12 @@ class RecordReader {
 public:
     explicit RecordReader(const std::string& rec_path);
     ~RecordReader();
-    std::vector<u8> read_at(u64 offset) const;  // throws FormatError naming file and offset
+    // The record whose magic is at `offset`. Throws FormatError naming the file, the offset and,
+    // when given (>= 0), the record key: wrong magic, truncated chunk, bad cflag sequence.
+    std::vector<u8> read_at(u64 offset, i64 key = -1) const;
+    // Only the first `max_bytes` of the record's payload (fewer when the record is shorter); one
+    // small read when the first chunk holds them, used to read IRHeaders without the images.
+    std::vector<u8> read_prefix_at(u64 offset, u64 max_bytes, i64 key = -1) const;
     // Sequential scan: the record at *offset, advancing *offset past it; false at end of file.
     bool read_next(u64* offset, std::vector<u8>* record) const;
     u64 file_size() const { return size_; }
@@ -78,6 +83,9 @@ public:
     const std::string& rec_path() const { return reader_->path(); }
     int image_height() const { return height_; }  // from `property` (0 when absent)
     int image_width() const { return width_; }
+    i64 records() const { return (i64)offsets_.size(); }  // .idx entries (images + metadata)
+    bool has_header_record() const { return has_header_; }  // InsightFace record 0 present
+    const std::string& idx_path() const { return idx_path_; }
 
 private:
     std::unique_ptr<RecordReader> reader_;
@@ -87,6 +95,8 @@ private:
     std::vector<IdentityRange> identities_;
     i64 num_classes_ = 0;
     int height_ = 0, width_ = 0;
+    bool has_header_ = false;
+    std::string idx_path_;
 };
 
 // Writes an InsightFace training set: images grouped by label, then the identity records and
@@ -96,6 +106,9 @@ public:
     DatasetWriter(const std::string& dir, int height, int width);
     // Images must arrive grouped by label (all of one identity together); labels 0..C-1.
     void add_image(int label, const std::vector<u8>& encoded);
+    // num_classes written to `property` (default: largest label + 1); lets a set keep its class
+    // count when its last classes have no images left (a denoised set). Labels must stay below.
+    void set_num_classes(i64 c) { num_classes_ = c; }
     void close();  // writes identity records, record 0, property
     i64 images() const { return next_key_ - 1; }
 
@@ -105,6 +118,7 @@ private:
     std::unique_ptr<RecordWriter> writer_;
     i64 next_key_ = 1;
     std::vector<std::pair<int, std::pair<i64, i64>>> ids_;  // label -> [first key, last key + 1)
+    i64 num_classes_ = -1;  // -1: largest label + 1
 };
 
 }  // namespace data

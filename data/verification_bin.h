@@ -14,6 +14,7 @@ namespace data {
 struct VerificationSet {
     std::vector<std::vector<u8>> images;  // 2 * pairs encoded images (JPEG/PNG bytes)
     std::vector<bool> issame;             // pairs
+    int protocol = 0;                     // pickle protocol of the file read (0: unknown)
     i64 pairs() const { return (i64)issame.size(); }
 };
 

@@ -109,9 +109,22 @@ void device_memset_zero(Device d, void* p, size_t bytes) {
         return;
     }
 #ifdef ENGINE_CUDA
+    // cudaMemset runs on the legacy default stream, which our non-blocking compute streams do
+    // not wait for: finish it here so this stays a synchronous, setup-time call. Inside a
+    // training step use device_zero_async on the step's stream instead.
     CUDA_CHECK(cudaMemset(p, 0, bytes));
+    CUDA_CHECK(cudaDeviceSynchronize());
 #else
     throw DeviceError("device_memset_zero(cuda): built without the CUDA backend");
+#endif
+}
+
+void device_zero_async(void* p, size_t bytes, cudaStream_t stream) {
+    if (!p || bytes == 0) return;
+#ifdef ENGINE_CUDA
+    CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream));
+#else
+    throw DeviceError("device_zero_async: built without the CUDA backend");
 #endif
 }
 
@@ -122,9 +135,21 @@ void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, siz
         return;
     }
 #ifdef ENGINE_CUDA
+    // A pageable upload may return before the data has landed, and kernels on non-blocking
+    // streams do not order after the legacy stream: synchronise so the copy is complete.
     CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault));
+    CUDA_CHECK(cudaDeviceSynchronize());
 #else
     throw DeviceError("device_copy: built without the CUDA backend");
+#endif
+}
+
+void device_copy_async(void* dst, const void* src, size_t bytes, cudaStream_t stream) {
+    if (bytes == 0) return;
+#ifdef ENGINE_CUDA
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream));
+#else
+    throw DeviceError("device_copy_async: built without the CUDA backend");
 #endif
 }
 

@@ -21,9 +21,16 @@ bool built_with_cuda();
 // DeviceError with the size when allocation fails.
 void* device_alloc(Device d, size_t bytes);
 void device_free(Device d, void* p, size_t bytes);
+// Synchronous zeroing (setup time: complete on return, whatever the device).
 void device_memset_zero(Device d, void* p, size_t bytes);
-// Copy between any two places (host<->device, device<->device, host<->host). Synchronous.
+// Zeroing of device memory ordered on a stream (inside a GPU step: no host synchronisation).
+void device_zero_async(void* p, size_t bytes, cudaStream_t stream);
+// Copy between any two places (host<->device, device<->device, host<->host). Synchronous:
+// complete on return (setup, tests and log intervals only; never inside a GPU step).
 void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
+// Copy ordered on a stream (no host synchronisation): for pinned host <-> device transfers
+// inside a GPU step.
+void device_copy_async(void* dst, const void* src, size_t bytes, cudaStream_t stream);
 // Pinned host memory for loader batches (falls back to ordinary memory without CUDA).
 void* pinned_alloc(size_t bytes);
 void pinned_free(void* p);

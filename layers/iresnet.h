@@ -11,6 +11,8 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/params.h"
 
@@ -32,12 +34,14 @@ template <typename T>
 class IResNet {
 public:
     // gpu == nullptr: CPU reference (T float or double). gpu != nullptr: CUDA (T = float only),
-    // all buffers on that device.
+    // all buffers on that device. Parameters are zero until init() or load().
     IResNet(const IResNetConfig& cfg, i64 max_batch, engine::GpuContext* gpu = nullptr);
     ~IResNet();
 
     // InsightFace initialisation from a seed (conv/fc Xavier gaussian, magnitude 2, fan_out;
-    // BN gamma 1, beta 0, running mean 0, var 1; PReLU 0.25; fc bias 0).
+    // BN gamma 1, beta 0, running mean 0, var 1; PReLU 0.25; fc bias 0). Draw order: one
+    // engine::Rng(seed); the conv and fc weights, in entry order, each element row-major, take
+    // consecutive Rng::normal() draws times sqrt(2 / fan_out); nothing else draws.
     void init(u64 seed);
 
     // images: (n, 3, S, S), raw 0..255 pixel values on the model's device; n <= max_batch.
@@ -66,6 +70,13 @@ public:
     // naming the file and the tensor.
     void save(const std::string& path) const;
     void load(const std::string& path, bool strict = true);
+
+    // (additive) Training forwards so far: the value saved as every BN's num_batches_tracked
+    // (restored by load()).
+    i64 num_batches_tracked() const;
+    // (additive) The checkpoint's tensors in file order, (name, shape): every store entry, with
+    // "PREFIX.num_batches_tracked" (shape [], I64) right after each BN's running_var.
+    std::vector<std::pair<std::string, std::vector<i64>>> checkpoint_layout() const;
 
 private:
     struct Impl;
