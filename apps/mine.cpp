@@ -4,10 +4,12 @@
 #include <cstdio>
 
 #include "apps/pipeline/flags.h"
+#include "apps/pipeline/embedder.h"
 #include "apps/pipeline/mining.h"
 #include "apps/pipeline/model_io.h"
 #include "apps/pipeline/trainer.h"
 #include "data/dataset_tools.h"
+#include "data/loader.h"
 #include "engine/error.h"
 
 int main(int argc, char** argv) {
@@ -19,7 +21,8 @@ int main(int argc, char** argv) {
                       "denoised set (the head set without the listed records).");
     f.add("model", "", "backbone checkpoint (PREFIX-NNNNNN.safetensors or PREFIX-best.safetensors)");
     f.add("data-dir", "", "head set (train.rec, train.idx, property)");
-    f.add("threshold", "0.007", "noise when max_p < threshold");
+    f.add("threshold", "0.007", "noise when max_p < threshold (the seed's rule)");
+    f.add("label-threshold", "0", "also noise when p_label < this (0: off; not in the seed)");
     f.add("noise-list", "noise_list.txt", "where to write the list");
     f.add("out-dir", "", "write the denoised set here (optional)");
     f.add("loss-type", "4", "margin as in training: 4 ArcFace, 5 combined, 2 CosFace");
@@ -44,8 +47,8 @@ int main(int argc, char** argv) {
         pipeline::MiningOptions mo;
         mo.margin = t.loss_options();
         mo.threshold = f.num("threshold");
+        mo.label_threshold = f.num("label-threshold");
         mo.batch = f.integer("batch-size");
-        mo.resize = f.on("resize");
 
         const std::string model_path = f.str("model");
         auto gpu = pipeline::open_device(f.str("device"));
@@ -58,10 +61,21 @@ int main(int argc, char** argv) {
                      ": classifier has ", D, " features, the model ", model.embedding_size());
         pipeline::Embedder embedder(model, gpu.get());
         data::RecordDataset ds(f.str("data-dir"));
+        data::LoaderConfig lc;
+        lc.batch_size = mo.batch;
+        lc.height = lc.width = model.config().input_size;
+        lc.size_policy = f.on("resize") ? data::SizePolicy::resize : data::SizePolicy::reject;
+        lc.shuffle = false;
+        lc.prefetch = 1;
+        data::Loader loader(ds, lc);
+        auto embed = [&](const std::vector<i64>& samples, float* out) {
+            const data::Batch& b = loader.load(samples, 0, false);
+            embedder.embed(b.images, b.n, out);
+        };
         std::fprintf(stderr, "mine: %lld samples, %lld classes, threshold %g\n",
                      (long long)ds.size(), (long long)C, mo.threshold);
         const pipeline::MiningResult r =
-            pipeline::mine_noise(ds, embedder, W.data(), C, mo, f.str("noise-list"));
+            pipeline::mine_noise(ds, D, embed, W.data(), C, mo, f.str("noise-list"));
         std::printf("mine: %lld of %lld samples listed as noise (%.2f%%) -> %s\n",
                     (long long)r.noisy.size(), (long long)r.samples,
                     100.0 * (double)r.noisy.size() / (double)std::max<i64>(1, r.samples),

@@ -94,6 +94,7 @@ OUT=$(cd "$OUT" && pwd)
 WORK=/tmp/gpu_check_work
 rm -rf "$WORK" && mkdir -p "$WORK" || exit 2
 ORIG_LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ folders in the working tree
 ENV_LOG=$OUT/env.log
 : >"$ENV_LOG"
 
@@ -425,7 +426,8 @@ if [ "$GPU_COUNT" -eq 0 ]; then
     timeout 60 "$BIN/bench_gpu_r50" --batch "$BATCH" >"$OUT/engine.log" 2>&1
     rc=$?
     say "bench_gpu_r50: status $rc (3 = no GPU): $(head -1 "$OUT/engine.log")"
-    if "$PY" -m py_compile bench/torch_gpu_r50.py 2>>"$ENV_LOG"; then
+    if "$PY" -c 'import sys; compile(open(sys.argv[1]).read(), sys.argv[1], "exec")' \
+        bench/torch_gpu_r50.py 2>>"$ENV_LOG"; then
         say "torch_gpu_r50.py: compiles"
     else
         say "torch_gpu_r50.py: SYNTAX ERROR"

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "engine/error.h"
 #include "losses/normalized_classifier.h"
@@ -68,15 +69,19 @@ double center_dispersed_forward_cpu(T* cache, const T* emb, const std::int32_t* 
                  "embeddings cancel");
 
     // Gram matrix of the centers and the loss over the off-diagonal entries.
-    double total = 0;
-#pragma omp parallel for schedule(static) reduction(+ : total)
+    // Row sums are kept per row and added in row order, so the value is bit-identical from run
+    // to run (an OpenMP reduction adds in thread-arrival order).
+    std::vector<double> row_total((size_t)K, 0.0);
+#pragma omp parallel for schedule(static)
     for (i64 i = 0; i < K; ++i)
         for (i64 j = 0; j < K; ++j) {
             double dot = 0;
             for (i64 d = 0; d < D; ++d) dot += (double)c[i * D + d] * (double)c[j * D + d];
             G[i * K + j] = (T)dot;
-            if (i != j) total += dot * dot;
+            if (i != j) row_total[(size_t)i] += dot * dot;
         }
+    double total = 0;
+    for (double t : row_total) total += t;
     return interweight * total / ((double)K * (double)K);
 }
 

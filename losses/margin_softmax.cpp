@@ -51,10 +51,12 @@ double margin_softmax_loss_cpu(T* cos_to_grad, T* loss, const std::int32_t* labe
     const double s = opt.scale;
     const double g = opt.grad_scale() / (double)B;  // chain rule of the batch mean (and scale)
     const int keep = opt.margin == MarginKind::arcface_keep;
-    double total = 0;
+    // Per-row losses summed in row order after the loop, so the mean is bit-identical from run
+    // to run (an OpenMP reduction would add in thread-arrival order).
+    std::vector<double> row_loss((size_t)B, 0.0);
     i64 bad = B;  // first sample with a non-finite cos
 
-#pragma omp parallel for schedule(dynamic, 1) reduction(+ : total) reduction(min : bad)
+#pragma omp parallel for schedule(dynamic, 1) reduction(min : bad)
     for (i64 b = 0; b < B; ++b) {
         T* row = cos_to_grad + b * C;
         const i64 y = labels[b];
@@ -91,7 +93,7 @@ double margin_softmax_loss_cpu(T* cos_to_grad, T* loss, const std::int32_t* labe
         const double logp_hat = -log_sum;  // z_hat = max
         const double l = -(beta * logp_y + (1.0 - beta) * logp_hat);
         if (loss) loss[b] = (T)l;
-        total += l;
+        row_loss[(size_t)b] = l;
         // Pass 3: d l / d z_j = p_j - beta [j = y] - (1 - beta) [j = y_hat], then d z / d cos.
         const double inv_sum = 1.0 / sum;
         for (i64 j = 0; j < C; ++j) {
@@ -103,6 +105,8 @@ double margin_softmax_loss_cpu(T* cos_to_grad, T* loss, const std::int32_t* labe
     }
     ENGINE_CHECK(bad == B, engine::DataError, "margin_softmax_loss: sample ", bad,
                  " has a non-finite cos (non-finite embedding or classifier weight)");
+    double total = 0;
+    for (double l : row_loss) total += l;
     return total / (double)B;
 }
 

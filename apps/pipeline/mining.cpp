@@ -1,22 +1,23 @@
-// Noise mining pass (see mining.h). The classifier and the scores run on the CPU reference:
-// the embeddings come from the model on its device, one batch at a time.
+// Noise mining pass (see mining.h). The classifier and the scores run on the CPU reference; the
+// embeddings come from the caller (the model on its device), one batch at a time.
 #include "apps/pipeline/mining.h"
 
 #include <algorithm>
 #include <cstdio>
 
-#include "data/loader.h"
 #include "engine/error.h"
+#include "engine/timer.h"
 #include "losses/noise_scores.h"
 #include "losses/normalized_classifier.h"
 
 namespace pipeline {
 
-MiningResult mine_noise(const data::RecordDataset& ds, Embedder& embedder, const float* W, i64 C,
-                        const MiningOptions& opt, const std::string& list_path) {
+MiningResult mine_noise(const data::RecordDataset& ds, i64 D, const SampleEmbedFn& embed,
+                        const float* W, i64 C, const MiningOptions& opt,
+                        const std::string& list_path) {
     ENGINE_CHECK(ds.num_classes() == C, engine::ArgError, "mine: the set has ",
                  ds.num_classes(), " classes but the classifier has ", C);
-    const i64 N = ds.size(), D = embedder.dim(), B = std::max<i64>(1, opt.batch);
+    const i64 N = ds.size(), B = std::max<i64>(1, opt.batch);
     FILE* out = nullptr;
     if (!list_path.empty()) {
         out = std::fopen(list_path.c_str(), "w");
@@ -30,37 +31,37 @@ MiningResult mine_noise(const data::RecordDataset& ds, Embedder& embedder, const
         xn((size_t)(B * D)), xnorm((size_t)B), emb((size_t)(B * D)), maxp((size_t)B),
         plab((size_t)B);
     std::vector<std::int32_t> labels((size_t)B);
-    const int S = embedder.input_size();
-    data::LoaderConfig cfg;
-    cfg.batch_size = B;
-    cfg.height = cfg.width = S;
-    cfg.size_policy = opt.resize ? data::SizePolicy::resize : data::SizePolicy::reject;
-    cfg.shuffle = false;
-    cfg.workers = opt.workers;
-    cfg.prefetch = 1;
-    data::Loader loader(ds, cfg);
+    engine::Timer clock, since_print;
     for (i64 b = 0; b < N; b += B) {
         const i64 m = std::min(B, N - b);
         std::vector<i64> idx((size_t)m);
-        for (i64 i = 0; i < m; ++i) idx[(size_t)i] = b + i;
-        const data::Batch& batch = loader.load(idx, 0, false);
-        embedder.embed(batch.images, m, emb.data());
-        for (i64 i = 0; i < m; ++i) labels[(size_t)i] = batch.labels[i];
+        for (i64 i = 0; i < m; ++i) {
+            idx[(size_t)i] = b + i;
+            labels[(size_t)i] = ds.label(b + i);
+        }
+        embed(idx, emb.data());
         // (normalising W again per batch costs C x D, small next to the B x C x D product)
         normalized_classifier_forward_cpu(cos.data(), xn.data(), xnorm.data(), wn.data(),
                                           wnorm.data(), emb.data(), W, m, C, D);
         noise_scores_cpu(maxp.data(), plab.data(), (std::int32_t*)nullptr, cos.data(),
                          labels.data(), m, C, opt.margin);
         for (i64 i = 0; i < m; ++i) {
-            r.max_p[(size_t)(b + i)] = maxp[(size_t)i];
-            r.p_label[(size_t)(b + i)] = plab[(size_t)i];
-            if (maxp[(size_t)i] < opt.threshold) {
-                r.noisy.push_back(b + i);
-                if (out)
-                    std::fprintf(out, "%d %lld %.6g %.6g\n", labels[(size_t)i],
-                                 (long long)ds.record_key(b + i), maxp[(size_t)i],
-                                 plab[(size_t)i]);
-            }
+            const float mp = maxp[(size_t)i], pl = plab[(size_t)i];
+            r.max_p[(size_t)(b + i)] = mp;
+            r.p_label[(size_t)(b + i)] = pl;
+            const bool noise = mp < opt.threshold ||
+                               (opt.label_threshold > 0 && pl < opt.label_threshold);
+            if (!noise) continue;
+            r.noisy.push_back(b + i);
+            if (out)
+                std::fprintf(out, "%d %lld %.6g %.6g\n", labels[(size_t)i],
+                             (long long)ds.record_key(b + i), mp, pl);
+        }
+        if (since_print.seconds() > 10 || b + m == N) {
+            std::fprintf(stderr, "mine: %lld/%lld samples, %lld listed, %.0f samples/s\n",
+                         (long long)(b + m), (long long)N, (long long)r.noisy.size(),
+                         (double)(b + m) / std::max(1e-9, clock.seconds()));
+            since_print.reset();
         }
     }
     if (out) ENGINE_CHECK(std::fclose(out) == 0, engine::IoError, list_path, ": write failed");

@@ -95,7 +95,8 @@ struct Trainer::Impl {
 
     std::unique_ptr<engine::LrSchedule> schedule;
     i64 step = 0, total = 0;
-    i64 epoch = 0;
+    i64 steps_per_epoch = 1;
+    double epoch = 0;  // fractional: epochs of the head set done
     double best_acc = -1;
     StepLosses last;
 
@@ -188,12 +189,15 @@ void Trainer::Impl::build() {
     loss_rows = Buffer<float>(nh, dev);
     loss_scalars = Buffer<float>(2, dev);
     schedule = std::make_unique<engine::LrSchedule>(opt.lr, opt.lr_steps);
+    // The classifier backward's GEMM chunks use the shared workspace: reserve it now so that no
+    // step grows it (growing synchronises the stream).
+    if (gpu) gpu->reserve_workspace(normalized_classifier_workspace_bytes(C, D));
 
     model->init(opt.seed);
     model->set_dropout_rng(opt.seed + 101, 0);
     init_classifier(opt.seed + 1);
     // One rank, Remainder::drop: the partial last batch of an epoch is not used (data/loader.h).
-    const i64 steps_per_epoch = head_ds->size() / nh;
+    steps_per_epoch = head_ds->size() / nh;
     ENGINE_CHECK(steps_per_epoch > 0, ArgError, opt.data_dir, ": ", head_ds->size(),
                  " images is less than one batch of ", nh);
     total = opt.max_steps > 0 ? opt.max_steps : opt.end_epoch * steps_per_epoch;
@@ -258,7 +262,7 @@ StepLosses Trainer::Impl::train_step(bool read) {
     const data::Batch& hb = head_loader->get();
     ENGINE_CHECK(hb.n == nh, engine::DataError, "head loader returned ", hb.n, " samples, expected ",
                  nh);
-    epoch = hb.position.epoch;
+    epoch = (double)hb.position.epoch + (double)(hb.position.step + 1) / (double)steps_per_epoch;
     std::memcpy(host_input.data(), hb.images, (size_t)(nh * img) * sizeof(float));
     std::memcpy(host_labels.data(), hb.labels, (size_t)nh * sizeof(std::int32_t));
     if (nt) {
@@ -485,12 +489,12 @@ void Trainer::run() {
             {m.opt.stage == "arcface" ? "loss_arcface" : "loss_nr", l.head}};
         if (m.nt) losses.push_back({"loss_center", l.tail});
         const double lr = m.schedule->lr_at(m.step - 1);
-        progress.update(m.step, (double)m.epoch, m.nh + m.nt, losses, lr);
+        progress.update(m.step, m.epoch, m.nh + m.nt, losses, lr);
         if (log_now) {
             std::vector<engine::NamedValue> vals = losses;
             vals.push_back({"loss", l.total()});
             vals.push_back({"lr", lr});
-            vals.push_back({"epoch", (double)m.epoch});
+            vals.push_back({"epoch", m.epoch});
             vals.push_back({"images_per_s", progress.last().images_per_s});
             metrics.write(m.step, clock.seconds(), vals, {{"kind", "train"}});
         }
