@@ -92,6 +92,11 @@ test: $(BUILD)/tests $(APPS)
 profile:
 	$(MAKE) BUILD=build-profile CUDA=1 EXTRA_NVCCFLAGS=-lineinfo EXTRA_CXXFLAGS=-DENGINE_NVTX all
 
+# The whole method on a synthetic set, with its table (tools/demo.sh; DEMO_SCALE=quick for a
+# short smoke run).
+demo:
+	bash tools/demo.sh
+
 deps:
 	bash tools/install_deps.sh
 

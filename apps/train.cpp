@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
     f.add("tail-ids", "120", "tail identities per step, 3 images each (batchsize_id / 3)");
     f.add("bag-size", "3600", "tail images per mined bag");
     f.add("mining-batch", "40", "batch size when embedding a bag (batch-size2)");
+    f.add("refill-multiplier", "100", "a tail refill mines >= N x tail batch samples (seed: 100)");
     f.add("interweight", "1", "weight of the center-dispersed loss");
     f.add_switch("resize", "resize images to --input-size (default: reject other sizes)");
     f.add("workers", "2", "loader threads");
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
         o.bag_size = f.integer("bag-size");
         o.mining_batch = f.integer("mining-batch");
         o.interweight = f.num("interweight");
+        o.refill_multiplier = f.integer("refill-multiplier");
         o.resize = f.on("resize");
         o.workers = (int)f.integer("workers");
         o.lr = f.num("lr");

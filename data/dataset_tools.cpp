@@ -37,17 +37,30 @@ SplitCounts split_head_tail(const std::string& src, const std::string& out_head,
     }
     DatasetWriter head(out_head, ds.image_height(), ds.image_width());
     DatasetWriter tail(out_tail, ds.image_height(), ds.image_width());
+    // origin.txt beside each output: "key src_key src_label" per image, so results on the split
+    // sets (a noise list, a ground truth) can be traced back to the source records.
+    std::ofstream head_origin(out_head + "/origin.txt"), tail_origin(out_tail + "/origin.txt");
+    ENGINE_CHECK(head_origin && tail_origin, IoError, "split: cannot write origin.txt in ",
+                 out_head, " or ", out_tail);
+    head_origin << "# key src_key src_label (src: " << src << ")\n";
+    tail_origin << "# key src_key src_label (src: " << src << ")\n";
     SplitCounts c;
     for (int label : order) {
         const std::vector<i64>& v = samples[label];
         const bool is_head = (i64)v.size() >= min_images;
         DatasetWriter& w = is_head ? head : tail;
+        std::ofstream& origin = is_head ? head_origin : tail_origin;
         const int new_label = (int)(is_head ? c.head_classes++ : c.tail_classes++);
-        for (i64 i : v) w.add_image(new_label, ds.encoded(i));
+        for (i64 i : v) {
+            w.add_image(new_label, ds.encoded(i));
+            origin << w.images() << ' ' << ds.record_key(i) << ' ' << label << '\n';
+        }
         (is_head ? c.head_images : c.tail_images) += (i64)v.size();
     }
     head.close();
     tail.close();
+    ENGINE_CHECK(head_origin.flush() && tail_origin.flush(), IoError,
+                 "split: writing origin.txt failed");
     return c;
 }
 

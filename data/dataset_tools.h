@@ -15,7 +15,8 @@ struct SplitCounts {
 // Classes of `src` (a .rec set directory or .rec file) with >= min_images images go to
 // out_head, the others to out_tail; each output is relabelled 0..C-1 in the order the classes
 // first appear in src, keeps each class's images together and in src order, and is written as
-// an InsightFace set (identity records, record 0, property with src's image size). A class
+// an InsightFace set (identity records, record 0, property with src's image size), plus
+// origin.txt: one line "key src_key src_label" per image of that output. A class
 // whose images lie in several identity ranges is counted and written as one class (gathered).
 SplitCounts split_head_tail(const std::string& src, const std::string& out_head,
                             const std::string& out_tail, i64 min_images);

@@ -16,6 +16,13 @@ double weighted_sum(const double* out, const double* weight, i64 n) {
     return s;
 }
 
+std::vector<double> random_values(i64 n, u64 seed, double lo, double hi) {
+    Rng rng(seed);
+    std::vector<double> v((size_t)n);
+    for (auto& x : v) x = lo + (hi - lo) * rng.uniform();
+    return v;
+}
+
 GradCheckRow check_gradient(const std::string& group, const std::string& tensor, double* x, i64 n,
                             const double* analytic, const std::function<double()>& f,
                             const GradCheckOptions& opt) {

@@ -50,4 +50,7 @@ struct GradCheckCase {
 // Sum of out[i] * weight[i]: the scalar whose gradient w.r.t. out is weight.
 double weighted_sum(const double* out, const double* weight, i64 n);
 
+// n values uniform in [lo, hi), reproducible from seed: the random problems of the audits.
+std::vector<double> random_values(i64 n, u64 seed, double lo = -1, double hi = 1);
+
 }  // namespace engine

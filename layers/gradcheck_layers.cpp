@@ -17,17 +17,11 @@
 
 using engine::GradCheckCase;
 using engine::GradCheckRow;
+using engine::random_values;
 using engine::check_gradient;
 using engine::weighted_sum;
 
 namespace {
-
-std::vector<double> random_values(i64 n, u64 seed, double lo = -1, double hi = 1) {
-    engine::Rng rng(seed);
-    std::vector<double> v((size_t)n);
-    for (auto& x : v) x = lo + (hi - lo) * rng.uniform();
-    return v;
-}
 
 std::vector<GradCheckRow> check_prelu() {
     const i64 N = 2, C = 3, HW = 5, n = N * C * HW;

@@ -35,6 +35,8 @@ using engine::ParamStore;
 using engine::check_gradient;
 using engine::weighted_sum;
 
+using engine::random_values;
+
 namespace {
 
 constexpr double kStep = 1e-5;  // the checker's default central-difference step
@@ -47,13 +49,6 @@ struct SingleThreaded {
     SingleThreaded() { omp_set_num_threads(1); }
     ~SingleThreaded() { omp_set_num_threads(saved); }
 };
-
-std::vector<double> random_values(i64 n, u64 seed, double lo, double hi) {
-    engine::Rng rng(seed);
-    std::vector<double> v((size_t)n);
-    for (auto& x : v) x = lo + (hi - lo) * rng.uniform();
-    return v;
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
     return s.size() >= suffix.size() &&

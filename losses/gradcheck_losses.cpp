@@ -17,15 +17,9 @@
 using engine::check_gradient;
 using engine::GradCheckCase;
 using engine::GradCheckRow;
+using engine::random_values;
 
 namespace {
-
-std::vector<double> random_values(i64 n, u64 seed, double lo = -1, double hi = 1) {
-    engine::Rng rng(seed);
-    std::vector<double> v((size_t)n);
-    for (auto& x : v) x = lo + (hi - lo) * rng.uniform();
-    return v;
-}
 
 // A classification problem. Rows listed in `keep_rows` get x_b = -w_y + small noise, so that
 // cos t_y ~ -0.99 sits in the arcface keep branch (cos t_y <= cos(pi - m)).

@@ -2,6 +2,8 @@
 // (records dropped, labels and class count kept, every bad line an error naming the line).
 #include <doctest/doctest.h>
 
+#include <sstream>
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -10,42 +12,25 @@
 #include "data/dataset_tools.h"
 #include "data/recordio.h"
 #include "engine/error.h"
+#include "tests/test_files.h"
 
 namespace fs = std::filesystem;
 using data::RecordDataset;
 
 namespace {
 
-const std::string kFix = "tests/fixtures/data/";
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static int counter = 0;
-        path = fs::temp_directory_path() /
-               ("engine_test_tools_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
+using test::error_of;
+using test::has;
+using test::read_bytes;
+using test::write_bytes;
+using test::write_text;
+struct TempDir : test::TempDir {
+    TempDir() : test::TempDir("engine_test_tools") {}
 };
 
-template <typename E, typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    } catch (const std::exception& e) {
-        return std::string("WRONG ERROR TYPE: ") + e.what();
-    }
-    return "NO ERROR THROWN";
-}
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+const std::string kFix = "tests/fixtures/data/";
+
+
 
 // Image j of class c: the bytes "c<c>i<j>" (unique, so moved images can be recognised).
 std::vector<u8> tag(int c, int j) {
@@ -64,10 +49,6 @@ std::string make_set(const TempDir& t) {
     return d;
 }
 
-void write_text(const std::string& p, const std::string& s) {
-    std::ofstream out(p);
-    out << s;
-}
 
 }  // namespace
 
@@ -121,6 +102,29 @@ TEST_CASE("split_head_tail on the Python fixture (mixed flag 0 / flag 2 labels)"
     REQUIRE(tail.size() == 2);
     CHECK(tail.encoded(1) == src.encoded(4));
     CHECK(tail.label(1) == 0);
+    // origin.txt traces every output image to its source record: the bytes must match.
+    for (const auto& [out, ds] : {std::pair<std::string, RecordDataset*>{t / "head", &head},
+                                  {t / "tail", &tail}}) {
+        std::ifstream origin(out + "/origin.txt");
+        REQUIRE(origin.good());
+        std::string line;
+        i64 rows = 0;
+        while (std::getline(origin, line)) {
+            if (line.empty() || line[0] == '#') continue;
+            std::istringstream ls(line);
+            i64 key = 0, src_key = 0, src_label = 0;
+            REQUIRE((ls >> key >> src_key >> src_label));
+            CHECK(key == ds->record_key(rows));
+            i64 src_sample = -1;
+            for (i64 k = 0; k < src.size(); ++k)
+                if (src.record_key(k) == src_key) src_sample = k;
+            REQUIRE(src_sample >= 0);
+            CHECK(src.label(src_sample) == src_label);
+            CHECK(src.encoded(src_sample) == ds->encoded(rows));
+            ++rows;
+        }
+        CHECK(rows == ds->size());
+    }
 }
 
 TEST_CASE("apply_noise_list: listed records dropped, labels and class count kept") {

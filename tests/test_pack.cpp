@@ -15,50 +15,24 @@
 #include "data/lst.h"
 #include "data/recordio.h"
 #include "engine/error.h"
+#include "tests/test_files.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kFix = "tests/fixtures/data/";
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static int counter = 0;
-        path = fs::temp_directory_path() /
-               ("engine_test_pack_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
+using test::error_of;
+using test::has;
+using test::read_bytes;
+using test::write_bytes;
+using test::write_text;
+struct TempDir : test::TempDir {
+    TempDir() : test::TempDir("engine_test_pack") {}
 };
 
-std::vector<u8> file_bytes(const std::string& p) {
-    std::ifstream in(p, std::ios::binary);
-    REQUIRE_MESSAGE(in.good(), "cannot open ", p);
-    return std::vector<u8>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-void write_text(const std::string& p, const std::string& s) {
-    std::ofstream out(p);
-    out << s;
-}
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-template <typename E, typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    } catch (const std::exception& e) {
-        return std::string("WRONG ERROR TYPE: ") + e.what();
-    }
-    return "NO ERROR THROWN";
-}
+const std::string kFix = "tests/fixtures/data/";
+
+
 
 // The apps live beside this test binary (build/pack next to build/tests).
 std::string app(const std::string& name) {
@@ -105,7 +79,7 @@ void check_packed_folder(const std::string& dir) {
     for (i64 i = 0; i < 6; ++i) {
         CHECK(ds.label(i) == kFolderLabels[i]);
         // Stored as on disk: the exact file bytes.
-        CHECK(ds.encoded(i) == file_bytes(kFix + "folder/" + kFolderImages[i]));
+        CHECK(ds.encoded(i) == read_bytes(kFix + "folder/" + kFolderImages[i]));
     }
 }
 
@@ -226,7 +200,7 @@ TEST_CASE("inspect: a damaged file gives one line and a non-zero exit") {
     fs::create_directories(t / "cut");
     for (const char* f : {"train.idx", "property"})
         fs::copy_file(kFix + "rec_insightface/" + f, t / (std::string("cut/") + f));
-    std::vector<u8> raw = file_bytes(kFix + "rec_insightface/train.rec");
+    std::vector<u8> raw = read_bytes(kFix + "rec_insightface/train.rec");
     raw.resize(raw.size() - 6);
     {
         std::ofstream o(t / "cut/train.rec", std::ios::binary);

@@ -18,6 +18,7 @@
 #include "data/recordio.h"
 #include "engine/error.h"
 #include "engine/rng.h"
+#include "tests/test_files.h"
 
 namespace fs = std::filesystem;
 using data::IRHeader;
@@ -27,37 +28,18 @@ using data::RecordWriter;
 
 namespace {
 
-const std::string kFix = "tests/fixtures/data/";
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static int counter = 0;
-        path = fs::temp_directory_path() /
-               ("engine_test_rec_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
+using test::error_of;
+using test::has;
+using test::read_bytes;
+using test::write_bytes;
+using test::write_text;
+struct TempDir : test::TempDir {
+    TempDir() : test::TempDir("engine_test_rec") {}
 };
 
-std::vector<u8> read_bytes(const std::string& p) {
-    std::ifstream in(p, std::ios::binary);
-    REQUIRE_MESSAGE(in.good(), "cannot open ", p);
-    return std::vector<u8>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-void write_bytes(const std::string& p, const std::vector<u8>& b) {
-    std::ofstream out(p, std::ios::binary);
-    out.write((const char*)b.data(), (std::streamsize)b.size());
-}
-void write_text(const std::string& p, const std::string& s) {
-    std::ofstream out(p);
-    out << s;
-}
+const std::string kFix = "tests/fixtures/data/";
+
+
 u32 get_u32(const std::vector<u8>& b, u64 at) {
     return (u32)b[at] | (u32)b[at + 1] << 8 | (u32)b[at + 2] << 16 | (u32)b[at + 3] << 24;
 }
@@ -76,18 +58,6 @@ std::map<i64, u64> idx_map(const std::string& p) {
 }
 
 // The message of an error of type E thrown by f, or a marker that makes checks fail.
-template <typename E, typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    } catch (const std::exception& e) {
-        return std::string("WRONG ERROR TYPE: ") + e.what();
-    }
-    return "NO ERROR THROWN";
-}
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // A copy of the Python-made InsightFace fixture in a temp dir, to damage.
 std::string copy_fixture(const TempDir& t, const std::string& name = "rec_insightface") {

@@ -15,12 +15,19 @@
 #include "data/verification_bin.h"
 #include "engine/error.h"
 #include "engine/rng.h"
+#include "tests/test_files.h"
 
 namespace fs = std::filesystem;
 using data::read_verification_bin;
 using data::VerificationSet;
 
 namespace {
+
+using test::error_of;
+using test::has;
+using test::read_bytes;
+using test::write_bytes;
+using test::write_text;
 
 const std::string kFix = "tests/fixtures/data/";
 
@@ -37,18 +44,6 @@ std::string temp_path(const std::string& name) {
     return (fs::temp_directory_path() / ("engine_test_bin_" + std::to_string(::getpid()) + "_" + name))
         .string();
 }
-template <typename E, typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    } catch (const std::exception& e) {
-        return std::string("WRONG ERROR TYPE: ") + e.what();
-    }
-    return "NO ERROR THROWN";
-}
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // PNG facts checked from the bytes: signature and IHDR width/height (big-endian at 16 and 20).
 void check_png_8x8(const std::vector<u8>& b) {

@@ -165,6 +165,7 @@ void Trainer::Impl::build() {
         bc.images_per_identity = kImagesPerIdentity;
         bc.embedding_dim = D;
         bc.mining_batch = opt.mining_batch;
+        bc.refill_multiplier = opt.refill_multiplier;
         bc.seed = opt.seed + 17;
         bag = std::make_unique<data::BagSampler>(
             tail_ds->identities(), bc,

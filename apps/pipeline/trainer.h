@@ -39,6 +39,7 @@ struct TrainOptions {
     i64 tail_ids = 120;    // tail identities per step (3 images each)
     i64 bag_size = 3600;
     i64 mining_batch = 40;
+    i64 refill_multiplier = 100;  // a tail refill mines >= this x (tail_ids x 3) samples (seed: 100)
     double interweight = 1.0;
     bool resize = false;  // resize images to input_size instead of rejecting other sizes
     int workers = 2;
