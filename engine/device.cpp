@@ -175,6 +175,38 @@ void pinned_free(void* p) {
     std::free(p);
 }
 
+StreamEvent::StreamEvent() {
+#ifdef ENGINE_CUDA
+    if (cuda_usable()) {
+        cudaEvent_t e = nullptr;
+        CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+        event_ = e;
+    }
+#endif
+}
+
+StreamEvent::~StreamEvent() {
+#ifdef ENGINE_CUDA
+    if (event_) cudaEventDestroy((cudaEvent_t)event_);
+#endif
+}
+
+void StreamEvent::record(cudaStream_t stream) {
+#ifdef ENGINE_CUDA
+    if (!event_) return;
+    CUDA_CHECK(cudaEventRecord((cudaEvent_t)event_, stream));
+    recorded_ = true;
+#else
+    (void)stream;
+#endif
+}
+
+void StreamEvent::host_wait() {
+#ifdef ENGINE_CUDA
+    if (event_ && recorded_) CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)event_));
+#endif
+}
+
 MemoryCounter memory_counter(Device d) {
     MemoryCounter m;
     m.current = g_current[(int)d].load();

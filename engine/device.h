@@ -35,6 +35,21 @@ void device_copy_async(void* dst, const void* src, size_t bytes, cudaStream_t st
 void* pinned_alloc(size_t bytes);
 void pinned_free(void* p);
 
+// A point in a stream the host can wait for: reusing a pinned staging buffer waits only until
+// the copy that read it has run, not for the whole stream. Without CUDA the calls do nothing.
+class StreamEvent {
+public:
+    StreamEvent();
+    ~StreamEvent();
+    StreamEvent(const StreamEvent&) = delete;
+    StreamEvent& operator=(const StreamEvent&) = delete;
+    void record(cudaStream_t stream);
+    void host_wait();  // returns at once when never recorded
+private:
+    void* event_ = nullptr;
+    bool recorded_ = false;
+};
+
 struct MemoryCounter {
     size_t current = 0, peak = 0;
 };

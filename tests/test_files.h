@@ -3,8 +3,11 @@
 // string saying which other error, or none, it threw) so tests can check what a message names.
 #pragma once
 #include <doctest/doctest.h>
+#include <limits.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -59,6 +62,33 @@ std::string error_of(F&& f) {
         return std::string("WRONG ERROR TYPE: ") + e.what();
     }
     return "NO ERROR THROWN";
+}
+
+// The path of an app built beside the test binary (make test builds the apps first).
+inline std::string app(const std::string& name) {
+    char buf[PATH_MAX];
+    const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    REQUIRE(n > 0);
+    buf[n] = '\0';
+    const std::string p = (std::filesystem::path(buf).parent_path() / name).string();
+    REQUIRE_MESSAGE(std::filesystem::exists(p), p,
+                    " not built (run `make test`, which builds the apps)");
+    return p;
+}
+
+// Runs a shell command line; its exit status and its stdout and stderr together.
+struct Run {
+    int rc = -1;
+    std::string out;
+};
+inline Run run(const std::string& args, const TempDir& t) {
+    const std::string log = t / "log.txt";
+    const int s = std::system((args + " > " + log + " 2>&1").c_str());
+    Run r;
+    r.rc = WIFEXITED(s) ? WEXITSTATUS(s) : -1;
+    std::ifstream in(log);
+    r.out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    return r;
 }
 
 }  // namespace test

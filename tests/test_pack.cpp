@@ -26,6 +26,9 @@ using test::has;
 using test::read_bytes;
 using test::write_bytes;
 using test::write_text;
+using test::app;
+using test::run;
+using test::Run;
 struct TempDir : test::TempDir {
     TempDir() : test::TempDir("engine_test_pack") {}
 };
@@ -35,29 +38,6 @@ const std::string kFix = "tests/fixtures/data/";
 
 
 // The apps live beside this test binary (build/pack next to build/tests).
-std::string app(const std::string& name) {
-    char buf[PATH_MAX];
-    const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-    REQUIRE(n > 0);
-    buf[n] = '\0';
-    const std::string p = (fs::path(buf).parent_path() / name).string();
-    REQUIRE_MESSAGE(fs::exists(p), p, " not built (run `make test`, which builds the apps)");
-    return p;
-}
-
-struct Run {
-    int rc = -1;
-    std::string out;  // stdout and stderr together
-};
-Run run(const std::string& args, const TempDir& t) {
-    const std::string log = t / "log.txt";
-    const int s = std::system((args + " > " + log + " 2>&1").c_str());
-    Run r;
-    r.rc = WIFEXITED(s) ? WEXITSTATUS(s) : -1;
-    std::ifstream in(log);
-    r.out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    return r;
-}
 int count_lines(const std::string& s) {
     int n = 0;
     for (char c : s) n += c == '\n';

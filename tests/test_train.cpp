@@ -17,7 +17,9 @@
 #include "data/recordio.h"
 #include "data/synth.h"
 #include "engine/rng.h"
+#include "engine/npy.h"
 #include "layers/iresnet.h"
+#include "tests/test_files.h"
 
 namespace {
 
@@ -74,6 +76,7 @@ pipeline::TrainOptions tiny_options(const std::string& stage, const std::string&
     o.verbose = 1000;
     o.log_every = 1000;
     o.prefix = prefix;
+    o.targets = {t.val};
     o.device = "cpu";
     o.workers = 1;
     o.seed = 11;
@@ -84,6 +87,35 @@ double mean(const std::vector<double>& v, size_t from, size_t to) {
     double s = 0;
     for (size_t i = from; i < to; ++i) s += v[i];
     return s / (double)(to - from);
+}
+
+// build/verify prints the table for a checkpoint (its accuracy equals the trainer's own
+// evaluation of the same model) and build/embed writes (N, D) embeddings of a .rec set.
+void check_verify_and_embed_apps(const std::string& model_path, double trainer_acc) {
+    const TinySets& sets = tiny_sets();
+    test::TempDir t("engine_test_apps");
+    test::Run r = test::run(test::app("verify") + " --device cpu --model " + model_path +
+                                " --target " + sets.val,
+                            t);
+    INFO(r.out);
+    REQUIRE(r.rc == 0);
+    const size_t at = r.out.find("synth_val");
+    REQUIRE(at != std::string::npos);
+    double pairs = 0, acc = -1;
+    REQUIRE(std::sscanf(r.out.c_str() + at, "synth_val %lf %lf", &pairs, &acc) == 2);
+    CHECK(pairs == 40);
+    CHECK(acc == doctest::Approx(trainer_acc).epsilon(1e-4));
+    r = test::run(test::app("embed") + " --device cpu --model " + model_path + " --input " +
+                      sets.head + " --out " + (t / "emb.npy"),
+                  t);
+    REQUIRE(r.rc == 0);
+    const engine::NpyArray a = engine::read_npy(t / "emb.npy");
+    REQUIRE(a.shape.size() == 2);
+    CHECK(a.shape[0] == data::RecordDataset(sets.head).size());
+    CHECK(a.shape[1] == 16);
+    r = test::run(test::app("verify") + " --device cpu --model " + (t / "missing.safetensors"), t);
+    CHECK(r.rc != 0);
+    CHECK(r.out.find("missing.safetensors") != std::string::npos);
 }
 
 }  // namespace
@@ -126,6 +158,7 @@ TEST_CASE("train: every stage trains on a tiny set, the loss falls, checkpoints 
               trainer.classifier());
         CHECK(C == trainer.num_classes());
         if (stage == "arcface") arcface_model = model_path;
+        if (stage == "unequal") check_verify_and_embed_apps(model_path, trainer.verify());
     }
 }
 

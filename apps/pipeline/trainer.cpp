@@ -92,6 +92,21 @@ struct Trainer::Impl {
     Buffer<std::int32_t> labels;
     std::vector<float> host_input;
     std::vector<std::int32_t> host_labels, tail_labels;
+    // GPU: two pinned staging buffers, used alternately, each with the event recorded after the
+    // upload that reads it: the host refills one only when its previous upload has run, so the
+    // step never waits for the whole stream (and pageable uploads, which would, are avoided).
+    struct Staging {
+        float* images = nullptr;
+        std::int32_t* labels = nullptr;
+        engine::StreamEvent uploaded;
+    };
+    Staging staging[2];
+    ~Impl() {
+        for (auto& st : staging) {
+            engine::pinned_free(st.images);
+            engine::pinned_free(st.labels);
+        }
+    }
 
     std::unique_ptr<engine::LrSchedule> schedule;
     i64 step = 0, total = 0;
@@ -177,8 +192,13 @@ void Trainer::Impl::build() {
     vW = Buffer<float>(C * D, dev);
     vB = Buffer<float>(P, dev);
     input = Buffer<float>(on_gpu() ? (nh + nt) * 3 * S * S : 0, dev);
-    host_input.resize((size_t)((nh + nt) * 3 * S * S));
+    host_input.resize(on_gpu() ? 0 : (size_t)((nh + nt) * 3 * S * S));
     host_labels.resize((size_t)nh);
+    if (on_gpu())
+        for (auto& st : staging) {
+            st.images = (float*)engine::pinned_alloc((size_t)((nh + nt) * 3 * S * S) * sizeof(float));
+            st.labels = (std::int32_t*)engine::pinned_alloc((size_t)nh * sizeof(std::int32_t));
+        }
     labels = Buffer<std::int32_t>(nh, dev);
     cosg = Buffer<float>(nh * C, dev);
     xn = Buffer<float>(nh * D, dev);
@@ -264,14 +284,20 @@ StepLosses Trainer::Impl::train_step(bool read) {
     ENGINE_CHECK(hb.n == nh, engine::DataError, "head loader returned ", hb.n, " samples, expected ",
                  nh);
     epoch = (double)hb.position.epoch + (double)(hb.position.step + 1) / (double)steps_per_epoch;
-    std::memcpy(host_input.data(), hb.images, (size_t)(nh * img) * sizeof(float));
-    std::memcpy(host_labels.data(), hb.labels, (size_t)nh * sizeof(std::int32_t));
+    // The step's input: [head | tail] images, head labels (host memory on the CPU path, a pinned
+    // staging buffer on the GPU path).
+    Staging& st = staging[step % 2];
+    st.uploaded.host_wait();
+    float* input_host = on_gpu() ? st.images : host_input.data();
+    std::int32_t* labels_host = on_gpu() ? st.labels : host_labels.data();
+    std::memcpy(input_host, hb.images, (size_t)(nh * img) * sizeof(float));
+    std::memcpy(labels_host, hb.labels, (size_t)nh * sizeof(std::int32_t));
     if (nt) {
         const std::vector<i64> idx = bag->next_batch();
         const data::Batch& tb = tail_loader->load(idx, step, true);
         ENGINE_CHECK(tb.n == nt, engine::DataError, "tail batch has ", tb.n, " samples, expected ",
                      nt);
-        std::memcpy(host_input.data() + nh * img, tb.images, (size_t)(nt * img) * sizeof(float));
+        std::memcpy(input_host + nh * img, tb.images, (size_t)(nt * img) * sizeof(float));
         tail_labels.assign(tb.labels, tb.labels + nt);
     }
     const i64 n = nh + nt;
@@ -306,10 +332,11 @@ StepLosses Trainer::Impl::train_step(bool read) {
     } else {
 #ifdef ENGINE_CUDA
         engine::GpuContext& g = *gpu;
-        engine::device_copy_async(input.data(), host_input.data(), (size_t)(n * img) * sizeof(float),
+        engine::device_copy_async(input.data(), input_host, (size_t)(n * img) * sizeof(float),
                                   g.stream());
-        engine::device_copy_async(labels.data(), host_labels.data(),
-                                  (size_t)nh * sizeof(std::int32_t), g.stream());
+        engine::device_copy_async(labels.data(), labels_host, (size_t)nh * sizeof(std::int32_t),
+                                  g.stream());
+        st.uploaded.record(g.stream());
         const float* emb = model->forward(input.data(), n, true);
         normalized_classifier_forward_cuda(cosg.data(), xn.data(), xnorm.data(), wn.data(),
                                            wnorm.data(), emb, W.data(), nh, C, D, g);
