@@ -73,6 +73,9 @@ $(LIB): $(LIB_OBJ)
 	@echo "  AR    $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# App and bench objects are built through pattern chains; keep them so a second `make` links nothing.
+.SECONDARY:
+
 $(BUILD)/%: $(BUILD)/obj/apps/%.o $(LIB)
 	@echo "  LINK  $@"
 	$(Q)$(CXX) $< $(LIB) $(LDLIBS) -o $@

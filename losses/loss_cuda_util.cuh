@@ -45,4 +45,67 @@ __global__ void normalize_rows_kernel(T* out, T* norm, const T* in, long long D)
     if (threadIdx.x == 0) norm[n] = r;
 }
 
+// Online softmax state of a set of logits: max, sum of exp(z - max), first argmax.
+struct SoftmaxState {
+    float mx, sum;
+    long long arg;
+};
+
+__device__ inline SoftmaxState combine(SoftmaxState a, SoftmaxState b) {
+    if (a.sum == 0.f) return b;  // empty (a thread that saw no element)
+    if (b.sum == 0.f) return a;
+    SoftmaxState r;
+    r.mx = fmaxf(a.mx, b.mx);
+    r.sum = a.sum * expf(a.mx - r.mx) + b.sum * expf(b.mx - r.mx);
+    r.arg = a.mx > b.mx ? a.arg : (b.mx > a.mx ? b.arg : (a.arg < b.arg ? a.arg : b.arg));
+    return r;
+}
+
+__device__ inline SoftmaxState warp_combine(SoftmaxState v) {
+    for (int o = 16; o > 0; o >>= 1) {
+        SoftmaxState w;
+        w.mx = __shfl_down_sync(0xffffffffu, v.mx, o);
+        w.sum = __shfl_down_sync(0xffffffffu, v.sum, o);
+        w.arg = __shfl_down_sync(0xffffffffu, v.arg, o);
+        v = combine(v, w);
+    }
+    return v;
+}
+
+// Block-wide online softmax over one row; result to every thread.
+__device__ inline SoftmaxState block_softmax_state(SoftmaxState v) {
+    __shared__ SoftmaxState part[32];
+    __shared__ SoftmaxState total;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_combine(v);
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        SoftmaxState t = lane < (int)(blockDim.x >> 5) ? part[lane] : SoftmaxState{0.f, 0.f, 0};
+        t = warp_combine(t);
+        if (lane == 0) total = t;
+    }
+    __syncthreads();
+    return total;
+}
+
+// Pass 1 for one row: each thread folds its strided elements into a SoftmaxState.
+__device__ inline SoftmaxState row_state(const float* row, long long C, long long y, float zy,
+                                         float s) {
+    SoftmaxState st{-INFINITY, 0.f, 0};
+    for (long long j = threadIdx.x; j < C; j += blockDim.x) {
+        const float z = j == y ? zy : s * row[j];
+        if (st.sum == 0.f) {
+            st = SoftmaxState{z, 1.f, j};
+        } else if (z > st.mx) {
+            st.sum = st.sum * expf(st.mx - z) + 1.f;
+            st.mx = z;
+            st.arg = j;
+        } else {
+            st.sum += expf(z - st.mx);
+        }
+    }
+    return block_softmax_state(st);
+}
+
 }  // namespace loss_cuda
