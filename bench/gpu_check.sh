@@ -27,7 +27,7 @@
 #   Without a GPU (e.g. the CPU machine) it does what a CPU can (detection, the build, listing the
 #   GPU test cases and running them as skipped, both benchmarks' no-GPU exits, the torch
 #   script's syntax) and exits 3 with the reason. --dry-run: report and print the plan, no build.
-# The parity tests are the GPU_TEST_CASEs, selected by name (*cuda*, *CUDA*: all 19 today; the
+# The parity tests are the GPU_TEST_CASEs, selected by name (*cuda*, *CUDA*: all 20 today; the
 # script warns about a GPU case named otherwise); --all-tests runs the whole suite instead.
 #
 # Options: --prebuilt DIR   binaries (tests, bench_gpu_r50) in DIR or DIR/bin, or DIR/bundle.tar.gz
@@ -43,7 +43,8 @@
 #              GPU_CHECK_NO_SYSTEM_DEPS=1 (ignore the system's doctest/stb/OpenBLAS: tests the
 #              bundle's on a machine that has them).
 # Exit status: 0 all passed; 1 parity tests failed (or GPU cases skipped although a GPU is seen);
-#              2 setup or build failed; 3 no usable GPU; 4 a benchmark failed or timed out.
+#              2 setup or build failed (with a GPU, the PyTorch timings and the summary still
+#              run); 3 no usable GPU; 4 a benchmark failed or timed out.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$(pwd)
@@ -158,6 +159,11 @@ print("torch", torch.__version__, "| CUDA", torch.version.cuda, "| cuDNN",
     HAVE_TORCH=1
 say "${torch_info:-$PY: not runnable}"
 [ $HAVE_TORCH = 1 ] || say "(no usable PyTorch in $PY: set PYTHON=...)"
+# A container may lack nvidia-smi while the GPU works: trust PyTorch then.
+if [ "$GPU_COUNT" -eq 0 ] && [ $HAVE_TORCH = 1 ] && echo "$torch_info" | grep -q 'cuda available: True'; then
+    GPU_COUNT=1
+    say "GPUs listed: none by nvidia-smi, but PyTorch sees one: going on as if one is there"
+fi
 # The pip packages' folders: nvidia is a namespace package, so list every path it has.
 NV_DIRS=$(timeout 20 "$PY" -c 'import nvidia; print("\n".join(nvidia.__path__))' 2>/dev/null || true)
 say "python package nvidia: ${NV_DIRS:-not found}"
@@ -374,18 +380,22 @@ if [ -n "$BIN" ]; then
             tee -a "$ENV_LOG"
     fi
 fi
-if [ -z "$BIN" ]; then
+# A build that cannot run or fails leaves BIN empty and SETUP_FAILED=1: on a GPU the PyTorch
+# timings and the summary still run (the device time is spent anyway); the exit status is 2.
+SETUP_FAILED=0
+build_here() {
+    local b rc name
     b=$(budget 240 180)
     section "build: ${MAKE_CMD[*]} (timeout $b s)"
     if [ -z "$NVCC" ] || [ -z "$CXX_FOUND" ] || [ -z "$MAKE_FOUND" ]; then
         say "cannot build here: nvcc, g++ or make missing (bring prebuilt binaries: --prepare)"
-        exit 2
+        return 1
     fi
     if ! have_system_deps; then
         if [ -z "$DEPS" ]; then
             say "cannot build here: doctest, stb or OpenBLAS missing and no bundle" \
                 "(make one on the CPU machine: bash bench/gpu_check.sh --prepare; carry build-gpu-carry)"
-            exit 2
+            return 1
         fi
         # The Makefile's dependency stamp would run tools/install_deps.sh (apt-get, no network).
         mkdir -p "$BUILD" && touch "$BUILD/.deps-ok"
@@ -400,16 +410,23 @@ if [ -z "$BIN" ]; then
     if [ $rc -ne 0 ] || [ ! -x "$BUILD/tests" ] || [ ! -x "$BUILD/bench_gpu_r50" ]; then
         say "build failed (status $rc$([ $rc = 124 ] && echo ', timed out'); $OUT/build.log):"
         tail -30 "$OUT/build.log"
-        exit 2
+        return 1
     fi
     say "build done in $((SECONDS - T0)) s since start"
     BIN=$BUILD
+}
+if [ -z "$BIN" ] && ! build_here; then
+    SETUP_FAILED=1
+    BIN=""
+    # Without a GPU there is nothing left worth doing.
+    [ "$GPU_COUNT" -eq 0 ] && exit 2
+    say "SETUP FAILED: no engine binaries; going on with the PyTorch timings only"
 fi
 export LD_LIBRARY_PATH=$ENGINE_LD_LIBRARY_PATH
 
 # The GPU cases (GPU_TEST_CASE) are named "cuda ..." or "... CUDA ..."; --no-skip lists them
 # even where they would be skipped. A GPU case named otherwise would be missed: warn about it.
-list_gpu_cases() { timeout 60 "$BIN/tests" -ltc --no-skip -tc="$TEST_FILTER"; }
+list_gpu_cases() { [ -n "$BIN" ] && timeout 60 "$BIN/tests" -ltc --no-skip -tc="$TEST_FILTER"; }
 count_listed() { sed -n 's/.*passing the current filters: \([0-9]*\).*/\1/p' "$1" | tail -1; }
 sed -n 's/^GPU_TEST_CASE("\([^"]*\)").*/\1/p' tests/*.cpp | grep -viE 'cuda' |
     sed 's/^/WARNING: a GPU test case outside the filter: /' | tee -a "$ENV_LOG"
@@ -446,8 +463,13 @@ fi
 # ---------------------------------------------------------------------------------------------
 # GPU parity tests.
 STATUS=0
+TEST_LINE=""
 b=$(budget 90 150)
 if [ $ALL_TESTS = 1 ]; then TARGS=(); b=$(budget 200 150); else TARGS=(-tc="$TEST_FILTER"); fi
+if [ $SETUP_FAILED = 1 ]; then
+    section "parity tests: not run (no engine binaries)"
+    STATUS=2
+else
 section "parity tests: $BIN/tests ${TARGS[*]} (timeout $b s)"
 list_gpu_cases >"$OUT/tests.log" 2>&1
 N_GPU_CASES=$(count_listed "$OUT/tests.log")
@@ -467,18 +489,24 @@ elif [ "${skipped:-0}" -gt 0 ] || [ "$(echo "$TEST_LINE" | awk '{print $2}')" -l
     say "GPU CASES SKIPPED although nvidia-smi lists a GPU: the engine cannot use it (see $OUT/tests.log)"
     grep -A3 '^skipped cases' "$OUT/tests.log"
 fi
+fi  # SETUP_FAILED
 
 # ---------------------------------------------------------------------------------------------
 # Timings: the engine, then PyTorch, one after the other on the same GPU.
 : >"$OUT/results.jsonl"
 BENCH_STATUS=0
 b=$(budget 90 80)
+if [ $SETUP_FAILED = 1 ]; then
+    section "engine: bench_gpu_r50 not run (no engine binaries)"
+    BENCH_STATUS=4
+else
 section "engine: bench_gpu_r50 --batch $BATCH --warmup $WARMUP --iters $ITERS --classes $CLASSES (timeout $b s)"
 timeout "$b" "$BIN/bench_gpu_r50" --batch "$BATCH" --warmup "$WARMUP" --iters "$ITERS" \
     --classes "$CLASSES" --json "$OUT/results.jsonl" >"$OUT/engine.log" 2>&1
 rc=$?
 grep -v '^{' "$OUT/engine.log" | tail -12
 [ $rc -ne 0 ] && { say "bench_gpu_r50 failed: status $rc$([ $rc = 124 ] && echo ', timed out')"; BENCH_STATUS=4; }
+fi
 
 b=$(budget 120 8)
 section "torch: torch_gpu_r50.py --modes $MODES (timeout $b s)"
@@ -501,7 +529,12 @@ section "summary (exit $STATUS; logs in $OUT; total $((SECONDS - T0)) s)"
 say "parity: ${TEST_LINE:-no summary}"
 "$PY" - "$OUT/results.jsonl" <<'PYEOF' 2>&1 | tee "$OUT/summary.txt"
 import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
+rows = []
+for l in open(sys.argv[1]):
+    try:
+        rows.append(json.loads(l))
+    except ValueError:  # a line cut short by a timeout, or not a record
+        pass
 eng = next((r for r in rows if r["impl"] == "engine"), None)
 if not rows:
     print("no timings recorded")
@@ -511,6 +544,11 @@ print("r50 training step, %dx%d, batch %d, %s, on %s" % (
     r0["size"], r0["size"], r0["batch"],
     "ArcFace over %d classes" % r0["classes"] if r0["classes"] else "no loss",
     r0.get("device", "?")))
+if eng:  # before the table, so that the table is the last thing printed
+    print("engine peak memory: %.0f MiB by the byte counter, %.0f MiB in use by cudaMemGetInfo "
+          "(%.0f MiB before the model)" % (eng["peak_counter_bytes"] / 2**20,
+                                            eng["mem_used_bytes"] / 2**20,
+                                            eng["mem_before_model_bytes"] / 2**20))
 print("ratio = engine images/s / this row's images/s (> 1: the engine is faster)")
 print("| impl | mode | ms/step | images/s | fwd ms | bwd ms | peak MiB | ratio |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
@@ -521,10 +559,5 @@ for r in rows:
         r["impl"], r["mode"] + ("" if r.get("finite", True) else " NOT FINITE"), r["ms_step"],
         r["images_per_s"], r["fwd_ms"], r["bwd_ms"],
         "%.0f" % (peak / 2**20) if peak else "-", ratio))
-if eng:
-    print("engine peak memory: %.0f MiB by the byte counter, %.0f MiB in use by cudaMemGetInfo "
-          "(%.0f MiB before the model)" % (eng["peak_counter_bytes"] / 2**20,
-                                            eng["mem_used_bytes"] / 2**20,
-                                            eng["mem_before_model_bytes"] / 2**20))
 PYEOF
 exit $STATUS

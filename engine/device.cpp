@@ -109,9 +109,11 @@ void device_memset_zero(Device d, void* p, size_t bytes) {
         return;
     }
 #ifdef ENGINE_CUDA
-    // cudaMemset runs on the legacy default stream, which our non-blocking compute streams do
-    // not wait for: finish it here so this stays a synchronous, setup-time call. Inside a
+    // cudaMemset runs on the legacy default stream, which is not ordered with our non-blocking
+    // compute streams either way: wait for queued kernels first (they may still use the
+    // buffer), and finish it here, so this stays a synchronous, setup-time call. Inside a
     // training step use device_zero_async on the step's stream instead.
+    CUDA_CHECK(cudaDeviceSynchronize());
     CUDA_CHECK(cudaMemset(p, 0, bytes));
     CUDA_CHECK(cudaDeviceSynchronize());
 #else
@@ -135,8 +137,11 @@ void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, siz
         return;
     }
 #ifdef ENGINE_CUDA
-    // A pageable upload may return before the data has landed, and kernels on non-blocking
-    // streams do not order after the legacy stream: synchronise so the copy is complete.
+    // The legacy-stream cudaMemcpy is not ordered with the non-blocking compute streams: wait
+    // for queued kernels first (a download would read stale values, an upload overwrite data a
+    // kernel still reads). A pageable upload may return before the data has landed, and kernels
+    // on non-blocking streams do not order after it: synchronise so the copy is complete.
+    CUDA_CHECK(cudaDeviceSynchronize());
     CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault));
     CUDA_CHECK(cudaDeviceSynchronize());
 #else

@@ -21,12 +21,13 @@ bool built_with_cuda();
 // DeviceError with the size when allocation fails.
 void* device_alloc(Device d, size_t bytes);
 void device_free(Device d, void* p, size_t bytes);
-// Synchronous zeroing (setup time: complete on return, whatever the device).
+// Synchronous zeroing (setup time: waits for all queued device work, complete on return).
 void device_memset_zero(Device d, void* p, size_t bytes);
 // Zeroing of device memory ordered on a stream (inside a GPU step: no host synchronisation).
 void device_zero_async(void* p, size_t bytes, cudaStream_t stream);
 // Copy between any two places (host<->device, device<->device, host<->host). Synchronous:
-// complete on return (setup, tests and log intervals only; never inside a GPU step).
+// waits for all queued device work, complete on return (setup, tests and log intervals only;
+// never inside a GPU step).
 void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
 // Copy ordered on a stream (no host synchronisation): for pinned host <-> device transfers
 // inside a GPU step.

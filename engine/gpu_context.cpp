@@ -38,6 +38,10 @@ void* GpuContext::workspace(size_t bytes) {
         if (workspace_) {
             CUDA_CHECK(cudaStreamSynchronize(stream_));
             device_free(Device::cuda, workspace_, workspace_bytes_);
+            // If the allocation below throws, the destructor must not free (and uncount) the
+            // old block a second time.
+            workspace_ = nullptr;
+            workspace_bytes_ = 0;
         }
         workspace_ = device_alloc(Device::cuda, bytes);
         workspace_bytes_ = bytes;

@@ -70,15 +70,20 @@ int to_int(i64 v, const Conv2dShape& s) {
 }
 
 // The first of cuDNN's heuristically ranked results (best first) that succeeded, is not a
-// tensor-core (TF32) variant and fits the workspace cap; -1 when none does. The descriptor stays
-// in CUDNN_FMA_MATH whatever the result reports, so the algorithm runs its fp32 FMA kernels.
+// tensor-core (TF32) variant and fits the workspace cap; -1 when none does. Deterministic
+// algorithms are preferred: BWD_DATA_ALGO_0 and BWD_FILTER_ALGO_0/3 sum with atomics, so two
+// identical steps (a resumed run) would differ in the last bits. The descriptor stays in
+// CUDNN_FMA_MATH whatever the result reports, so the algorithm runs its fp32 FMA kernels.
 template <typename Perf>
 int pick_algo(const Perf* perf, int count) {
-    for (int i = 0; i < count; ++i)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].mathType != CUDNN_TENSOR_OP_MATH &&
-            perf[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
-            perf[i].memory <= kMaxWorkspaceBytes)
-            return i;
+    for (const bool need_deterministic : {true, false})
+        for (int i = 0; i < count; ++i)
+            if (perf[i].status == CUDNN_STATUS_SUCCESS &&
+                perf[i].mathType != CUDNN_TENSOR_OP_MATH &&
+                perf[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
+                perf[i].memory <= kMaxWorkspaceBytes &&
+                (!need_deterministic || perf[i].determinism == CUDNN_DETERMINISTIC))
+                return i;
     return -1;
 }
 

@@ -86,7 +86,9 @@ __device__ inline SoftmaxState block_softmax_state(SoftmaxState v) {
         if (lane == 0) total = t;
     }
     __syncthreads();
-    return total;
+    const SoftmaxState r = total;
+    __syncthreads();  // part/total may be reused by the next call (as block_sum)
+    return r;
 }
 
 // Pass 1 for one row: each thread folds its strided elements into a SoftmaxState.

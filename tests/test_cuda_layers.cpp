@@ -15,6 +15,7 @@
 #include "layers/elementwise.h"
 #include "layers/l2norm.h"
 #include "layers/linear.h"
+#include "layers/prelu.h"
 #include "tests/test_util.h"
 #ifdef ENGINE_CUDA
 #include <cublas_v2.h>
@@ -225,6 +226,15 @@ GPU_TEST_CASE("cuda batchnorm training forward and backward match the CPU refere
     BatchNormShape s1;  // BatchNorm1d (HW = 1): the channel walk steps over whole rows
     s1.N = 16, s1.C = 40, s1.HW = 1;
     bn_train_parity(s1, false, 410);
+    // M = N * HW above the 512 threads of a block, so every thread walks several elements:
+    // HW = 333 makes a step of 512 advance one row and 179 columns, with a carry into the next
+    // row on most steps; the BatchNorm1d case steps by 512 whole rows.
+    BatchNormShape s2;
+    s2.N = 5, s2.C = 3, s2.HW = 333;
+    bn_train_parity(s2, false, 430);
+    BatchNormShape s3;
+    s3.N = 700, s3.C = 4, s3.HW = 1;
+    bn_train_parity(s3, false, 440);
 #endif
 }
 
@@ -236,15 +246,14 @@ GPU_TEST_CASE("cuda batchnorm fix_gamma (gamma = 1, dgamma = null) matches the C
 #endif
 }
 
-GPU_TEST_CASE("cuda batchnorm inference forward and backward match the CPU reference") {
 #ifdef ENGINE_CUDA
-    // Tolerances: out and din are a few float operations per element on a per-channel scale
-    // computed in double: 1e-6 scaled. dgamma and dbeta are double sums of float products
-    // (M = 300): 1e-6 scaled.
-    BatchNormShape s;
-    s.N = 3, s.C = 5, s.HW = 100;
+namespace {
+// Inference mode, forward and backward. Tolerances: out and din are a few float operations per
+// element on a per-channel scale computed in double: 1e-6 scaled. dgamma and dbeta are double
+// sums of float products: 1e-6 scaled.
+void bn_infer_parity(const BatchNormShape& s, u64 seed) {
     const i64 n = s.N * s.C * s.HW;
-    BnData d(s, 500);
+    BnData d(s, seed);
     const auto xd = to_double(d.x), gd = to_double(d.gamma), bd = to_double(d.beta),
                rmd = to_double(d.rmean), rvd = to_double(d.rvar), doutd = to_double(d.dout);
     std::vector<double> out_ref(n), din_ref(n), dgamma_ref = to_double(d.dgamma0),
@@ -272,14 +281,30 @@ GPU_TEST_CASE("cuda batchnorm inference forward and backward match the CPU refer
     // Running statistics are inputs here and must be left alone.
     CHECK(drm.to_host() == d.rmean);
     CHECK(drv.to_host() == d.rvar);
+}
+}  // namespace
+#endif  // ENGINE_CUDA
+
+GPU_TEST_CASE("cuda batchnorm inference forward and backward match the CPU reference") {
+#ifdef ENGINE_CUDA
+    BatchNormShape s;  // M = 300: one block per channel, one element per thread
+    s.N = 3, s.C = 5, s.HW = 100;
+    bn_infer_parity(s, 500);
+    // M = 6000 > 8 * 512: the forward splits each channel over 2 blocks (grid y), a step of
+    // 1024 elements with carries across rows of 1500; backward threads walk 12 elements each.
+    BatchNormShape s2;
+    s2.N = 4, s2.C = 3, s2.HW = 1500;
+    bn_infer_parity(s2, 510);
 #endif
 }
 
 GPU_TEST_CASE("cuda linear forward and backward match the CPU reference") {
 #ifdef ENGINE_CUDA
-    // Tolerance 1e-5 scaled: out sums IC = 200 products, din OC = 24, dweight N = 8, dbias N = 8,
-    // all in fp32 (the handle must not be in a TF32 mode, checked below; TF32 would give ~1e-4).
-    const i64 N = 8, IC = 200, OC = 24;
+    // Tolerance 1e-5 scaled: out sums IC = 200 products, din OC = 40, dweight N = 37, dbias
+    // N = 37, all in fp32 (the handle must not be in a TF32 mode, checked below; TF32 would give
+    // ~1e-4). N = 37 > 8 rows per bias-gradient thread column and OC = 40 = one full and one
+    // partial 32-column tile, so both loops of bias_grad_kernel run more than once.
+    const i64 N = 37, IC = 200, OC = 40;
     const auto x = test::random_vector<float>(N * IC, 600);
     const auto w = test::random_vector<float>(OC * IC, 601);
     const auto b = test::random_vector<float>(OC, 602);
@@ -442,6 +467,42 @@ GPU_TEST_CASE("cuda l2norm forward and backward match the CPU reference") {
     expect_elementwise("l2norm norm", dnorm.to_host(), norm_ref, 2e-6);
     expect_close("l2norm out", dy.to_host(), out_ref, 2e-6);
     expect_close("l2norm din", ddin.to_host(), din_ref, 1e-5);
+#endif
+}
+
+GPU_TEST_CASE("cuda prelu accumulates dslope and skips din = null like the CPU reference") {
+#ifdef ENGINE_CUDA
+    // tests/test_prelu.cpp checks the values from a zero dslope with one element per thread;
+    // here dslope starts from random values (it must accumulate, +=), N * HW = 1500 > 256 so
+    // each backward thread walks several elements across images, and a second backward with
+    // din = null must add the same slope gradient again. Reference in double on the same floats.
+    // Tolerances: out and din are one float multiply per element: 1e-7 relative; dslope is a
+    // float tree sum of up to 1500 products: 1e-5 scaled.
+    const i64 N = 3, C = 7, HW = 500, n = N * C * HW;
+    const auto x = test::random_vector<float>(n, 1100);
+    const auto slope = test::random_vector<float>(C, 1101, 0.05, 0.5);
+    const auto dout = test::random_vector<float>(n, 1102);
+    const auto ds0 = test::random_vector<float>(C, 1103);
+    const auto xd = to_double(x), sd = to_double(slope), doutd = to_double(dout);
+    std::vector<double> out_ref(n), din_ref(n), ds_ref = to_double(ds0);
+    prelu_forward_cpu(out_ref.data(), xd.data(), sd.data(), N, C, HW);
+    prelu_backward_cpu(din_ref.data(), ds_ref.data(), doutd.data(), xd.data(), sd.data(), N, C,
+                       HW);
+    prelu_backward_cpu((double*)nullptr, ds_ref.data(), doutd.data(), xd.data(), sd.data(), N, C,
+                       HW);
+
+    engine::GpuContext g(0);
+    auto dx = upload(x), dslope = upload(slope), ddout = upload(dout), dds = upload(ds0);
+    Buffer<float> dy(n, Device::cuda), ddin(n, Device::cuda);
+    settle();
+    prelu_forward_cuda(dy.data(), dx.data(), dslope.data(), N, C, HW, g);
+    prelu_backward_cuda(ddin.data(), dds.data(), ddout.data(), dx.data(), dslope.data(), N, C, HW,
+                        g);
+    prelu_backward_cuda(nullptr, dds.data(), ddout.data(), dx.data(), dslope.data(), N, C, HW, g);
+    g.synchronize();
+    expect_elementwise("prelu out", dy.to_host(), out_ref, 1e-7);
+    expect_elementwise("prelu din", ddin.to_host(), din_ref, 1e-7);
+    expect_close("prelu dslope (accumulated twice)", dds.to_host(), ds_ref, 1e-5);
 #endif
 }
 

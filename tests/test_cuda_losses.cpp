@@ -1,6 +1,7 @@
 // CUDA parity of the losses: the normalised classifier with the margin softmax (ArcFace CE, both
-// margin-gradient modes, combined margin, NR), noise scores and the center-dispersed loss run in
-// float on the GPU and are compared with the CPU reference in double on fresh random data.
+// margin-gradient modes, combined margin, NR, the seed's NR gradient scale), noise scores and the
+// center-dispersed loss run in float on the GPU and are compared with the CPU reference in double
+// on fresh random data.
 // Without a GPU these cases are reported as skipped.
 #include <doctest/doctest.h>
 
@@ -73,15 +74,21 @@ GPU_TEST_CASE("cuda normalized classifier + margin softmax match the CPU referen
     // C = 10000 spans two chunks of the dW GEMM and is not a multiple of the block size.
     const i64 B = 32, C = 10000, D = 64;
     const Problem p = make_problem(B, C, D, 901);
-    const std::vector<MarginSoftmaxOptions> variants = {arcface_options(64, 0.5),
-                                                        [] {
-                                                            auto o = arcface_options(64, 0.5);
-                                                            o.margin_gradient = false;
-                                                            return o;
-                                                        }(),
-                                                        combined_margin_options(64, 0.9, 0.4, 0.15),
-                                                        cosface_options(64, 0.35),
-                                                        with_nr(arcface_options(64, 0.5), 0.9)};
+    const std::vector<MarginSoftmaxOptions> variants = {
+        arcface_options(64, 0.5),
+        [] {
+            auto o = arcface_options(64, 0.5);
+            o.margin_gradient = false;
+            return o;
+        }(),
+        combined_margin_options(64, 0.9, 0.4, 0.15),
+        cosface_options(64, 0.35),
+        with_nr(arcface_options(64, 0.5), 0.9),
+        [] {  // the seed's 1/4 NR gradient scale, on another margin and beta
+            auto o = with_nr(combined_margin_options(64, 0.9, 0.4, 0.15), 0.7);
+            o.seed_nr_grad_scale = true;
+            return o;
+        }()};
     engine::GpuContext g(0);
     g.reserve_workspace(normalized_classifier_workspace_bytes(C, D));
     for (const auto& opt : variants) {
@@ -132,6 +139,9 @@ GPU_TEST_CASE("cuda normalized classifier + margin softmax match the CPU referen
         const auto cos_gpu = gcos.to_host();
         margin_softmax_loss_cuda(gcos.data(), gloss.data(), gmean.data(), glabels.data(), B, C, opt,
                                  g);
+        // to_host copies on the legacy stream, which the context's non-blocking stream is not
+        // ordered with: without this the copy may read cos before the loss kernel overwrote it.
+        g.synchronize();
         const auto dcos_gpu = gcos.to_host();
         normalized_classifier_backward_cuda(gdx.data(), gdW.data(), gcos.data(), gxn.data(),
                                             gxnorm.data(), gwn.data(), gwnorm.data(), B, C, D, g);
@@ -139,7 +149,7 @@ GPU_TEST_CASE("cuda normalized classifier + margin softmax match the CPU referen
         auto dW_gpu = gdW.to_host();
         for (auto& v : dW_gpu) v -= 0.25f;
         INFO("margin kind ", (int)opt.margin, " loss kind ", (int)opt.loss, " margin gradient ",
-             opt.margin_gradient);
+             opt.margin_gradient, " seed NR scale ", opt.seed_nr_grad_scale);
         // cos: a float dot product of D = 64 unit-vector terms, error ~ sqrt(D) 2^-24 ~ 5e-7.
         CHECK(test::max_rel_diff(cos_gpu.data(), cos_ref.data(), B * C) < 1e-5);
         // Logits are s = 64 times cos, so their float error is ~64 x 5e-7 = 3e-5 absolute; the

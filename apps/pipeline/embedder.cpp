@@ -24,6 +24,9 @@ void Embedder::embed(const float* images, i64 n, float* out) {
             engine::device_copy(dev_in_.data(), engine::Device::cuda, in, engine::Device::cpu,
                                 (size_t)(m * per) * sizeof(float));
             const float* e = model_.forward(dev_in_.data(), m, false);
+            // The forward runs on the context's non-blocking stream, which the legacy-stream
+            // copy below is not ordered with: wait for it, or the copy reads stale embeddings.
+            gpu_->synchronize();
             engine::device_copy(out + b * D, engine::Device::cpu, e, engine::Device::cuda,
                                 (size_t)(m * D) * sizeof(float));
         } else {

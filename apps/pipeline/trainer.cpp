@@ -299,6 +299,17 @@ StepLosses Trainer::Impl::train_step(bool read) {
                      nt);
         std::memcpy(input_host + nh * img, tb.images, (size_t)(nt * img) * sizeof(float));
         tail_labels.assign(tb.labels, tb.labels + nt);
+        // The CPU loss checks that each group of k shares one identity; the CUDA one takes no
+        // labels, so check here (host data, no synchronisation).
+        if (on_gpu())
+            for (i64 i = 0; i < nt; ++i) {
+                const i64 first = i / kImagesPerIdentity * kImagesPerIdentity;
+                ENGINE_CHECK(tail_labels[(size_t)i] == tail_labels[(size_t)first],
+                             engine::DataError, "tail samples ", first, "..",
+                             first + kImagesPerIdentity - 1, " should be one identity, but sample ",
+                             i, " has label ", tail_labels[(size_t)i], " and sample ", first,
+                             " label ", tail_labels[(size_t)first]);
+            }
     }
     const i64 n = nh + nt;
     const float lr = (float)schedule->lr_at(step);
@@ -360,7 +371,10 @@ StepLosses Trainer::Impl::train_step(bool read) {
         engine::sgd_momentum_update_cuda(W.data(), vW.data(), dW.data(), C * D, lr,
                                          (float)opt.mom, (float)opt.wd, 1.0f, g);
         if (read) {
-            const std::vector<float> l = loss_scalars.to_host();  // synchronises: log steps only
+            // Log steps only. to_host copies on the legacy stream, which is not ordered with the
+            // context's non-blocking stream: wait for the step first, or the values are stale.
+            g.synchronize();
+            const std::vector<float> l = loss_scalars.to_host();
             out.head = l[0];
             out.tail = nt ? l[1] : 0.0;
         } else {
@@ -450,10 +464,15 @@ i64 Trainer::total_steps() const { return impl_->total; }
 i64 Trainer::num_classes() const { return impl_->C; }
 double Trainer::current_lr() const { return impl_->schedule->lr_at(impl_->step); }
 void Trainer::save(const std::string& path_prefix) { impl_->save(path_prefix); }
+// (the GPU step's kernels may still be writing the parameters: wait for them before the copy)
 std::vector<float> Trainer::backbone_params() const {
+    if (impl_->gpu) impl_->gpu->synchronize();
     return impl_->model->params().params().to_host();
 }
-std::vector<float> Trainer::classifier() const { return impl_->W.to_host(); }
+std::vector<float> Trainer::classifier() const {
+    if (impl_->gpu) impl_->gpu->synchronize();
+    return impl_->W.to_host();
+}
 
 double Trainer::verify() {
     Impl& m = *impl_;
