@@ -10,25 +10,35 @@ __device__ inline float warp_sum(float v) {
     return v;
 }
 
-// Sum of v over the block, returned to every thread. blockDim.x must be a multiple of 32 (at
-// most 1024) and every thread of the block must call it (it synchronises).
-__device__ inline float block_sum(float v) {
-    __shared__ float part[32];
-    __shared__ float total;
+// Reduction of v over the block with a warp-level reduction warp_reduce (a functor), returned
+// to every thread. empty is the value of a lane with no warp behind it. blockDim.x must be a
+// multiple of 32 (at most 1024) and every thread of the block must call it (it synchronises).
+// Each instantiation has its own shared slots; the closing barrier lets the next call reuse them.
+template <typename T, typename WarpReduce>
+__device__ inline T block_reduce(T v, T empty, WarpReduce warp_reduce) {
+    __shared__ T part[32];
+    __shared__ T total;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    v = warp_sum(v);
+    v = warp_reduce(v);
     if (lane == 0) part[warp] = v;
     __syncthreads();
     if (warp == 0) {
-        float t = lane < (int)(blockDim.x >> 5) ? part[lane] : 0.f;
-        t = warp_sum(t);
+        T t = lane < (int)(blockDim.x >> 5) ? part[lane] : empty;
+        t = warp_reduce(t);
         if (lane == 0) total = t;
     }
     __syncthreads();
-    const float r = total;
-    __syncthreads();  // part/total may be reused by the next call
+    const T r = total;
+    __syncthreads();
     return r;
 }
+
+struct WarpSum {
+    __device__ float operator()(float v) const { return warp_sum(v); }
+};
+
+// Sum of v over the block, returned to every thread (the block_reduce rules apply).
+__device__ inline float block_sum(float v) { return block_reduce(v, 0.f, WarpSum{}); }
 
 // Row-wise L2 normalisation, one block per row: out = in / |in|, norm = |in|. A zero row gives
 // an infinite inverse norm (non-finite output): the CUDA losses report bad data that way.
@@ -72,23 +82,13 @@ __device__ inline SoftmaxState warp_combine(SoftmaxState v) {
     return v;
 }
 
+struct WarpCombine {
+    __device__ SoftmaxState operator()(SoftmaxState v) const { return warp_combine(v); }
+};
+
 // Block-wide online softmax over one row; result to every thread.
 __device__ inline SoftmaxState block_softmax_state(SoftmaxState v) {
-    __shared__ SoftmaxState part[32];
-    __shared__ SoftmaxState total;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    v = warp_combine(v);
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        SoftmaxState t = lane < (int)(blockDim.x >> 5) ? part[lane] : SoftmaxState{0.f, 0.f, 0};
-        t = warp_combine(t);
-        if (lane == 0) total = t;
-    }
-    __syncthreads();
-    const SoftmaxState r = total;
-    __syncthreads();  // part/total may be reused by the next call (as block_sum)
-    return r;
+    return block_reduce(v, SoftmaxState{0.f, 0.f, 0}, WarpCombine{});
 }
 
 // Pass 1 for one row: each thread folds its strided elements into a SoftmaxState.
