@@ -4,6 +4,10 @@
 // beside the same network in PyTorch (bench/torch_gpu_r50.py).
 //   build/bench_gpu_r50 [--batch 128] [--warmup 5] [--iters 20] [--classes 0] [--network r50]
 //                       [--size 112] [--lr 0.1] [--device 0] [--seed 1] [--json FILE]
+//   build/bench_gpu_r50 --host-count [--batch 128] [--network r50] [--classes 0]
+//       no GPU needed: allocates the same buffers in host memory (the model is device-agnostic:
+//       IResNet<float> allocates the same activations, caches and flat buffers on either device)
+//       and prints the byte counter, i.e. the run's device memory without the cuDNN workspace.
 // Exit status: 0 done, 1 error (a CUDA/cuDNN/cuBLAS failure, a non-finite result), 2 bad
 // arguments, 3 no usable GPU (the reason is printed; e.g. a CPU-only build or no driver).
 #include <algorithm>
@@ -46,15 +50,53 @@ struct Options {
     int device = 0;
     u64 seed = 1;
     std::string json;
+    bool host_count = false;
 };
 
 const char* kUsage =
     "usage: bench_gpu_r50 [--batch N] [--warmup N] [--iters N] [--classes C] [--network r50]\n"
-    "                     [--size S] [--lr LR] [--device D] [--seed S] [--json FILE]\n";
-
-#ifdef ENGINE_CUDA
+    "                     [--size S] [--lr LR] [--device D] [--seed S] [--json FILE]\n"
+    "       bench_gpu_r50 --host-count [--batch N] [--network r50] [--size S] [--classes C]\n"
+    "  --host-count  no timing, no GPU: allocate what a timed run allocates on the device, in host\n"
+    "                memory, and print the engine's byte counter (cuDNN workspace not included)\n";
 
 double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
+
+// The device memory a timed run allocates through the engine, counted on the host: the model
+// (flat parameters and gradients, BN running statistics, activations, caches, scratch), the
+// momentum buffer, the images and the embedding gradient, and with --classes the classifier and
+// loss buffers of run() below. Only the cuDNN workspace (chosen per GPU) is missing.
+int host_count(const Options& o) {
+    using engine::Buffer;
+    using engine::Device;
+    IResNetConfig cfg = IResNetConfig::named(o.network);
+    cfg.input_size = o.size;
+    const i64 B = o.batch, S = cfg.input_size, F = cfg.num_features, C = o.classes;
+    engine::reset_peak_memory(Device::cpu);
+    const size_t before = engine::memory_counter(Device::cpu).current;
+    IResNet<float> net(cfg, B, nullptr);
+    const size_t model = engine::memory_counter(Device::cpu).current - before;
+    const i64 P = net.params().num_params();
+    Buffer<float> momentum_buf(P, Device::cpu), images(B * 3 * S * S, Device::cpu),
+        d_emb(B * F, Device::cpu);
+    std::vector<Buffer<float>> loss_bufs;
+    if (C > 0)
+        for (i64 n : {C * F, C * F, C * F, C * F, C, B * C, B * F, B, B * F, B, (i64)1, B})
+            loss_bufs.emplace_back(n, Device::cpu);  // W, W_mom, dW, wn, wnorm, cos, xn, ...
+    const size_t total = engine::memory_counter(Device::cpu).current - before;
+    std::printf("%s at %lldx%lld, batch %lld%s: %lld learnt parameters\n", o.network.c_str(),
+                (long long)S, (long long)S, (long long)B,
+                C > 0 ? engine::str(", classifier over ", C, " classes").c_str() : "",
+                (long long)P);
+    std::printf("model (parameters, gradients, BN state, activations, caches, scratch): %.1f MiB\n",
+                mib((double)model));
+    std::printf("device memory of a timed run, counted on the host: %.1f MiB (%.2f GiB) plus the "
+                "cuDNN workspace\n",
+                mib((double)total), (double)total / (1024.0 * 1024.0 * 1024.0));
+    return 0;
+}
+
+#ifdef ENGINE_CUDA
 
 double median(std::vector<double> v) {
     if (v.empty()) return 0;
@@ -305,6 +347,10 @@ int main(int argc, char** argv) {
             std::printf("%s", kUsage);
             return 0;
         }
+        if (a == "--host-count") {
+            o.host_count = true;
+            continue;
+        }
         if (i + 1 >= argc) {
             std::fprintf(stderr, "%s needs a value\n%s", a.c_str(), kUsage);
             return 2;
@@ -330,6 +376,14 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bad arguments: batch >= 1, warmup >= 0, iters >= 1, classes >= 0, "
                              "size a multiple of 16\n%s", kUsage);
         return 2;
+    }
+    if (o.host_count) {
+        try {
+            return host_count(o);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "bench_gpu_r50: %s\n", e.what());
+            return 1;
+        }
     }
     std::string why;
     if (!engine::cuda_usable(&why)) {

@@ -12,12 +12,7 @@ namespace data {
 
 namespace {
 
-u64 splitmix64(u64 x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
+using engine::splitmix64;
 
 // Rethrows the exception in flight as the same engine type, its message led by `where` unless
 // it already names it (the dataset's own messages usually do).

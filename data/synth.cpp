@@ -21,12 +21,7 @@ namespace data {
 
 namespace {
 
-u64 splitmix64(u64 x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
+using engine::splitmix64;
 u64 mix(u64 a, u64 b, u64 c) { return splitmix64(a ^ splitmix64(b ^ splitmix64(c))); }
 
 // Seeds of the independent streams (identities, images, set layout, pairs).

@@ -52,6 +52,15 @@ ENGINE_HD double random_normal(u64 seed, u64 counter) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+// SplitMix64's finaliser: mixes a 64-bit value into a well-spread one. Used to derive seeds from
+// (seed, epoch, index) tuples, and as a cheap step for pixel noise in the synthetic set.
+ENGINE_HD u64 splitmix64(u64 x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
 // Host-side sequential generator for initialisation and shuffling: a seed and a counter, both
 // saved in checkpoints so that a resumed run draws exactly what the uninterrupted one would.
 class Rng {
