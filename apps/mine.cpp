@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
         lc.size_policy = f.on("resize") ? data::SizePolicy::resize : data::SizePolicy::reject;
         lc.shuffle = false;
         lc.prefetch = 1;
+        lc.pin_memory = gpu != nullptr;
         data::Loader loader(ds, lc);
         auto embed = [&](const std::vector<i64>& samples, float* out) {
             const data::Batch& b = loader.load(samples, 0, false);
@@ -75,7 +76,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "mine: %lld samples, %lld classes, threshold %g\n",
                      (long long)ds.size(), (long long)C, mo.threshold);
         const pipeline::MiningResult r =
-            pipeline::mine_noise(ds, D, embed, W.data(), C, mo, f.str("noise-list"));
+            pipeline::mine_noise(ds, D, embed, W.data(), C, mo, f.str("noise-list"), gpu.get());
         std::printf("mine: %lld of %lld samples listed as noise (%.2f%%) -> %s\n",
                     (long long)r.noisy.size(), (long long)r.samples,
                     100.0 * (double)r.noisy.size() / (double)std::max<i64>(1, r.samples),

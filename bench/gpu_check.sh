@@ -19,15 +19,15 @@
 #                                                   # build-gpu-carry/bundle.tar.gz (~14 MiB:
 #                                                   # stripped binaries, OpenBLAS, headers)
 #   2. On the GPU machine through the device tool, in ONE call:
-#        run(command="bash bench/gpu_check.sh", carry=["build-gpu-carry"], timeout_s=540)
+#        run(command="bash bench/gpu_check.sh", carry=["build-gpu-carry"], timeout_s=450)
 #      It uses the bundle's binaries when they load there, else builds there (make -j16, CUDA=1,
 #      headers and libraries found as above). It finishes within 8 minutes (every step runs under
-#      `timeout`, budgets from one deadline, GPU_CHECK_SECONDS=470). No bundle and a machine with
+#      `timeout`, budgets from one deadline, GPU_CHECK_SECONDS=400). No bundle and a machine with
 #      all dependencies: it just builds.
 #   Without a GPU (e.g. the CPU machine) it does what a CPU can (detection, the build, listing the
 #   GPU test cases and running them as skipped, both benchmarks' no-GPU exits, the torch
 #   script's syntax) and exits 3 with the reason. --dry-run: report and print the plan, no build.
-# The parity tests are the GPU_TEST_CASEs, selected by name (*cuda*, *CUDA*: all 20 today; the
+# The parity tests are the GPU_TEST_CASEs, selected by name (*cuda*, *CUDA*: all 22 today; the
 # script warns about a GPU case named otherwise); --all-tests runs the whole suite instead.
 #
 # Options: --prebuilt DIR   binaries (tests, bench_gpu_r50) in DIR or DIR/bin, or DIR/bundle.tar.gz
@@ -39,7 +39,7 @@
 #          --modes LIST (fp32,bf16,tf32: PyTorch modes) --all-tests (whole suite, not only GPU
 #          cases) --jobs N (make -j; default nproc)
 # Environment: OUT (logs), BUILD (build dir, default build-gpu), PYTHON (python3 with torch),
-#              CUDA_HOME, GPU_CHECK_SECONDS (overall deadline, default 470),
+#              CUDA_HOME, GPU_CHECK_SECONDS (overall deadline, default 400),
 #              GPU_CHECK_NO_SYSTEM_DEPS=1 (ignore the system's doctest/stb/OpenBLAS: tests the
 #              bundle's on a machine that has them).
 # Exit status: 0 all passed; 1 parity tests failed (or GPU cases skipped although a GPU is seen);
@@ -63,7 +63,7 @@ ALL_TESTS=0
 JOBS=$(nproc)
 BUILD=${BUILD:-build-gpu}
 PY=${PYTHON:-python3}
-DEADLINE=${GPU_CHECK_SECONDS:-470}
+DEADLINE=${GPU_CHECK_SECONDS:-400}
 TEST_FILTER='*cuda*,*CUDA*'
 
 usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
@@ -274,9 +274,9 @@ if [ "$ACTION" = prepare ]; then
                awk '/cblas\.h|openblas_config\.h/ {print $2}'); do
         cp "$(readlink -f "$h")" "$S/deps/include/$(basename "$h")"
     done
-    # The runtime libraries the binaries need beyond glibc, libstdc++, libgomp and CUDA's.
+    # The runtime libraries the binaries need beyond glibc, libstdc++ and CUDA's.
     ldd "$BUILD/tests" | awk '/=>/ {print $1, $3}' | while read -r so path; do
-        case "$so" in libopenblas*|libgfortran*|libquadmath*) cp -L "$path" "$S/deps/lib/$so" ;; esac
+        case "$so" in libopenblas*|libgfortran*|libquadmath*|libgomp*) cp -L "$path" "$S/deps/lib/$so" ;; esac
     done
     ln -s libopenblas.so.0 "$S/deps/lib/libopenblas.so"
     {
@@ -294,7 +294,7 @@ if [ "$ACTION" = prepare ]; then
     if [ "$size" -gt $((58 * 1048576)) ]; then
         say "WARNING: over 58 MiB; with the working tree it may exceed the device tool's 64 MiB"
     fi
-    say "next: run(command=\"bash bench/gpu_check.sh\", carry=[\"$CARRY\"], timeout_s=540)"
+    say "next: run(command=\"bash bench/gpu_check.sh\", carry=[\"$CARRY\"], timeout_s=450)"
     exit 0
 fi
 

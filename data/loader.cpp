@@ -56,16 +56,16 @@ std::string describe_safely(const ImageDataset& ds, i64 i) {
 // ---------------------------------------------------------------------------------------------
 // BatchBuffer
 
-BatchBuffer::BatchBuffer(i64 capacity, int height, int width) : capacity_(capacity) {
+BatchBuffer::BatchBuffer(i64 capacity, int height, int width, bool pin) : capacity_(capacity) {
     ENGINE_CHECK(capacity > 0 && height > 0 && width > 0, engine::ArgError,
                  "BatchBuffer: capacity ", capacity, ", size ", height, "x", width);
     batch_.height = height;
     batch_.width = width;
     batch_.images = static_cast<float*>(
-        engine::pinned_alloc((size_t)capacity * 3 * (size_t)height * (size_t)width * sizeof(float)));
-    batch_.labels =
-        static_cast<std::int32_t*>(engine::pinned_alloc((size_t)capacity * sizeof(std::int32_t)));
-    batch_.indices = static_cast<i64*>(engine::pinned_alloc((size_t)capacity * sizeof(i64)));
+        engine::pinned_alloc((size_t)capacity * 3 * (size_t)height * (size_t)width * sizeof(float), pin));
+    batch_.labels = static_cast<std::int32_t*>(
+        engine::pinned_alloc((size_t)capacity * sizeof(std::int32_t), pin));
+    batch_.indices = static_cast<i64*>(engine::pinned_alloc((size_t)capacity * sizeof(i64), pin));
 }
 
 void BatchBuffer::release() {
@@ -120,7 +120,7 @@ Loader::Loader(const ImageDataset& dataset, const LoaderConfig& config, LoaderPo
 
     const int nslots = cfg_.prefetch + 1;  // prefetch queued + the one the consumer holds
     for (int s = 0; s < nslots; ++s) {
-        slots_.emplace_back(cfg_.batch_size, cfg_.height, cfg_.width);
+        slots_.emplace_back(cfg_.batch_size, cfg_.height, cfg_.width, cfg_.pin_memory);
         free_slots_.push_back(nslots - 1 - s);
     }
     ENGINE_CHECK(start.epoch >= 0 && start.step >= 0 && start.step < steps_, engine::ArgError,
@@ -366,7 +366,7 @@ void Loader::load_into(const std::vector<i64>& indices, i64 epoch, bool augment,
                      indices[j], " at position ", j, " is outside the dataset's 0..", n_ - 1);
     if (out->capacity() < n || out->batch().height != cfg_.height ||
         out->batch().width != cfg_.width)
-        *out = BatchBuffer(n, cfg_.height, cfg_.width);
+        *out = BatchBuffer(n, cfg_.height, cfg_.width, cfg_.pin_memory);
     Batch& b = out->batch();
     b.n = n;
     b.position = {-1, -1};

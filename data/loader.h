@@ -46,6 +46,7 @@ struct LoaderConfig {
     int workers = 2;   // decode threads (each fills whole batches)
     int prefetch = 4;  // batches decoded ahead of the consumer (bound of the queue)
     int max_replacements = 16;  // skip policy: candidates tried before giving up
+    bool pin_memory = true;  // page-locked batch buffers when a GPU is usable; false for CPU runs
 };
 
 // The batch get() returns next: epoch and step (0 .. steps_per_epoch() - 1) within the epoch.
@@ -70,7 +71,7 @@ struct Batch {
 class BatchBuffer {
 public:
     BatchBuffer() = default;
-    BatchBuffer(i64 capacity, int height, int width);
+    BatchBuffer(i64 capacity, int height, int width, bool pin = true);
     ~BatchBuffer();
     BatchBuffer(BatchBuffer&& o) noexcept;
     BatchBuffer& operator=(BatchBuffer&& o) noexcept;

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <unordered_set>
 
 #include "engine/error.h"
 #ifdef ENGINE_CUDA
@@ -158,13 +160,22 @@ void device_copy_async(void* dst, const void* src, size_t bytes, cudaStream_t st
 #endif
 }
 
-void* pinned_alloc(size_t bytes) {
+namespace {
+std::mutex g_pinned_mutex;
+std::unordered_set<void*> g_pinned;  // blocks from cudaMallocHost, not yet freed
+}  // namespace
+
+void* pinned_alloc(size_t bytes, bool pin) {
 #ifdef ENGINE_CUDA
-    if (cuda_usable()) {
+    if (pin && cuda_usable()) {
         void* p = nullptr;
         CUDA_CHECK(cudaMallocHost(&p, bytes));
+        std::lock_guard<std::mutex> lock(g_pinned_mutex);
+        g_pinned.insert(p);
         return p;
     }
+#else
+    (void)pin;
 #endif
     void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
     ENGINE_CHECK(p, DeviceError, "host allocation of ", bytes, " bytes failed");
@@ -173,22 +184,20 @@ void* pinned_alloc(size_t bytes) {
 
 void pinned_free(void* p) {
     if (!p) return;
+    {
+        std::lock_guard<std::mutex> lock(g_pinned_mutex);
+        if (g_pinned.erase(p) == 1) {
 #ifdef ENGINE_CUDA
-    if (cudaFreeHost(p) == cudaSuccess) return;
-    cudaGetLastError();
+            // Fails only after a sticky CUDA error (the process is ending with it): leak.
+            if (cudaFreeHost(p) != cudaSuccess) cudaGetLastError();
 #endif
+            return;
+        }
+    }
     std::free(p);
 }
 
-StreamEvent::StreamEvent() {
-#ifdef ENGINE_CUDA
-    if (cuda_usable()) {
-        cudaEvent_t e = nullptr;
-        CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-        event_ = e;
-    }
-#endif
-}
+StreamEvent::StreamEvent() = default;
 
 StreamEvent::~StreamEvent() {
 #ifdef ENGINE_CUDA
@@ -198,7 +207,11 @@ StreamEvent::~StreamEvent() {
 
 void StreamEvent::record(cudaStream_t stream) {
 #ifdef ENGINE_CUDA
-    if (!event_) return;
+    if (!event_) {
+        cudaEvent_t e = nullptr;
+        CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+        event_ = e;
+    }
     CUDA_CHECK(cudaEventRecord((cudaEvent_t)event_, stream));
     recorded_ = true;
 #else

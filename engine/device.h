@@ -32,12 +32,16 @@ void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, siz
 // Copy ordered on a stream (no host synchronisation): for pinned host <-> device transfers
 // inside a GPU step.
 void device_copy_async(void* dst, const void* src, size_t bytes, cudaStream_t stream);
-// Pinned host memory for loader batches (falls back to ordinary memory without CUDA).
-void* pinned_alloc(size_t bytes);
+// Pinned (page-locked) host memory for staging batches: pinned when `pin` and a GPU is usable,
+// ordinary aligned memory otherwise. pinned_free knows which it was (a registry of the pinned
+// pointers), so after a sticky CUDA error a failing cudaFreeHost leaks the block instead of
+// handing pinned memory to free().
+void* pinned_alloc(size_t bytes, bool pin = true);
 void pinned_free(void* p);
 
 // A point in a stream the host can wait for: reusing a pinned staging buffer waits only until
-// the copy that read it has run, not for the whole stream. Without CUDA the calls do nothing.
+// the copy that read it has run, not for the whole stream. The CUDA event is created at the first
+// record(), so a CPU run never touches the GPU. Without CUDA the calls do nothing.
 class StreamEvent {
 public:
     StreamEvent();

@@ -355,12 +355,16 @@ size_t IRUnit<T>::allocate(engine::GpuContext* gpu, T* scratch_a, T* scratch_b) 
         scratch_a_ = own_a_.data();
         scratch_b_ = own_b_.data();
     }
-    size_t ws = 0;
-    if (gpu) {
-        ws = std::max(ws, ops_.conv_prepare(conv1_.at(B)));
-        ws = std::max(ws, ops_.conv_prepare(conv2_.at(B)));
-        if (projection_) ws = std::max(ws, ops_.conv_prepare(ds_conv_.at(B)));
-    }
+    return prepare(B);
+}
+
+template <typename T>
+size_t IRUnit<T>::prepare(i64 n) {
+    ENGINE_CHECK(n > 0 && n <= max_batch_, engine::ShapeError, "IRUnit::prepare: batch ", n,
+                 " outside 1..", max_batch_);
+    if (!ops_.gpu) return 0;
+    size_t ws = std::max(ops_.conv_prepare(conv1_.at(n)), ops_.conv_prepare(conv2_.at(n)));
+    if (projection_) ws = std::max(ws, ops_.conv_prepare(ds_conv_.at(n)));
     return ws;
 }
 

@@ -104,6 +104,10 @@ public:
     // units (the model's), or null to let the unit own them. Returns the cuDNN workspace bytes
     // its convolutions need (0 on the CPU); the caller reserves the maximum.
     size_t allocate(engine::GpuContext* gpu, T* scratch_a = nullptr, T* scratch_b = nullptr);
+    // GPU: chooses (and caches) the cuDNN algorithms of its convolutions for batch n <= max
+    // batch; returns the workspace bytes they need. 0 on the CPU. allocate() does it for the
+    // max batch.
+    size_t prepare(i64 n);
 
     // in: (n, Cin, H, W), must stay valid until backward(). Returns the output (n, Cout, P, Q),
     // owned by the unit, valid until the next forward.

@@ -209,11 +209,20 @@ IResNet<T>::IResNet(const IResNetConfig& cfg, i64 max_batch, engine::GpuContext*
     m.features.allocate(dev);
 
     // cuDNN algorithms for every conv shape, chosen now; the workspace is reserved once.
-    size_t ws = m.ops.conv_prepare(m.conv1.at(B));
-    for (auto& u : m.units)
-        ws = std::max(ws, u->allocate(gpu, m.scratch_a.data(), m.scratch_b.data()));
-    if (gpu) gpu->reserve_workspace(ws);
+    for (auto& u : m.units) u->allocate(gpu, m.scratch_a.data(), m.scratch_b.data());
+    prepare(B);
     device_barrier(gpu);
+}
+
+template <typename T>
+void IResNet<T>::prepare(i64 n) {
+    Impl& m = *impl_;
+    ENGINE_CHECK(n > 0 && n <= m.max_batch, ShapeError, "IResNet::prepare: batch ", n,
+                 " outside 1..", m.max_batch);
+    if (!m.gpu) return;
+    size_t ws = m.ops.conv_prepare(m.conv1.at(n));
+    for (auto& u : m.units) ws = std::max(ws, u->prepare(n));
+    m.gpu->reserve_workspace(ws);
 }
 
 template <typename T>

@@ -53,6 +53,12 @@ public:
     void backward(const T* d_embedding, T* d_images = nullptr);
     void zero_grad();
 
+    // GPU: chooses the cuDNN algorithms of every convolution for batch n (1..max_batch) and
+    // grows the shared workspace to fit them, so that a later forward/backward at n neither
+    // queries cuDNN nor reallocates inside a step. The constructor does it for max_batch; call it
+    // for any other batch size a run will use (a smaller step, the mining chunk). No-op on CPU.
+    void prepare(i64 n);
+
     engine::ParamStore<T>& params();
     const IResNetConfig& config() const;
     i64 max_batch() const;

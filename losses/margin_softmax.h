@@ -108,7 +108,7 @@ ENGINE_HD T margin_target_logit(T c, T s, int kind_arcface_keep, T m, T m1, T m2
         const T cos_m = cos(m), sin_m = sin(m);
         const T threshold = -cos_m;  // cos(pi - m)
         if (c > threshold) {
-            const T sin_t = sqrt(one - c * c);
+            const T sin_t = sqrt((one - c) * (one + c));  // no cancellation near |c| = 1
             z = s * (c * cos_m - sin_t * sin_m);
             // d/dc (c cos m - sin t sin m) = cos m + sin m * c / sin t
             const T sf = sin_t > floor ? sin_t : floor;
@@ -122,7 +122,7 @@ ENGINE_HD T margin_target_logit(T c, T s, int kind_arcface_keep, T m, T m1, T m2
         d = s;
     } else {
         const T t = acos(c);
-        const T sin_t = sqrt(one - c * c);
+        const T sin_t = sqrt((one - c) * (one + c));  // no cancellation near |c| = 1
         z = s * (cos(m1 * t + m2) - m3);
         // d/dc cos(m1 t + m2) = -sin(m1 t + m2) m1 dt/dc,  dt/dc = -1 / sin t
         const T sf = sin_t > floor ? sin_t : floor;

@@ -47,6 +47,15 @@ Buffer<float> upload(const std::vector<float>& v) {
     return b;
 }
 
+// An output buffer filled with NaN (all bits set): a launcher that accumulates into its output
+// instead of writing it, or leaves an element unwritten, gives NaN there and fails the check
+// (a zeroed buffer would hide both).
+Buffer<float> poisoned(i64 n) {
+    Buffer<float> b(n, Device::cuda);
+    CUDA_CHECK(cudaMemset(b.data(), 0xFF, (size_t)n * sizeof(float)));
+    return b;
+}
+
 // Buffers are zeroed and filled through the legacy default stream (cudaMemset, cudaMemcpy; a
 // pageable copy may return before its DMA has landed), while the launchers run on the
 // GpuContext's non-blocking stream, which does not wait for the legacy stream. So wait for the
@@ -109,7 +118,7 @@ void conv_parity(const Conv2dShape& s, u64 seed) {
     CHECK(conv2d_prepare_cuda(s, g) == ws);  // cached: the same plan, the same need
     auto dx = upload(x), dwt = upload(w), ddout = upload(dout), ddw = upload(dw0),
          ddw2 = upload(dw0);
-    Buffer<float> dy(n_out, Device::cuda), ddin(n_in, Device::cuda);
+    Buffer<float> dy = poisoned(n_out), ddin = poisoned(n_in);
     settle();
     conv2d_forward_cuda(dy.data(), dx.data(), dwt.data(), s, g);
     conv2d_backward_cuda(ddin.data(), ddw.data(), ddout.data(), dx.data(), dwt.data(), s, g);
@@ -168,8 +177,8 @@ void bn_train_parity(const BatchNormShape& s, bool fix_gamma, u64 seed) {
     auto dx = upload(d.x), dg = upload(d.gamma), db = upload(d.beta), drm = upload(d.rmean),
          drv = upload(d.rvar), ddout = upload(d.dout), ddg = upload(d.dgamma0),
          ddb = upload(d.dbeta0);
-    Buffer<float> dy(n, Device::cuda), dmean(s.C, Device::cuda), dinv(s.C, Device::cuda),
-        ddin(n, Device::cuda);
+    Buffer<float> dy = poisoned(n), dmean = poisoned(s.C), dinv = poisoned(s.C),
+        ddin = poisoned(n);
     settle();
     batchnorm_forward_train_cuda(dy.data(), dmean.data(), dinv.data(), drm.data(), drv.data(),
                                  dx.data(), dg.data(), db.data(), s, g);
@@ -267,7 +276,7 @@ void bn_infer_parity(const BatchNormShape& s, u64 seed) {
     auto dx = upload(d.x), dg = upload(d.gamma), db = upload(d.beta), drm = upload(d.rmean),
          drv = upload(d.rvar), ddout = upload(d.dout), ddg = upload(d.dgamma0),
          ddb = upload(d.dbeta0);
-    Buffer<float> dy(n, Device::cuda), ddin(n, Device::cuda);
+    Buffer<float> dy = poisoned(n), ddin = poisoned(n);
     settle();
     batchnorm_forward_infer_cuda(dy.data(), dx.data(), dg.data(), db.data(), drm.data(),
                                  drv.data(), s, g);
@@ -329,7 +338,7 @@ GPU_TEST_CASE("cuda linear forward and backward match the CPU reference") {
 
     auto dx = upload(x), dwt = upload(w), dbias = upload(b), ddout = upload(dout),
          ddw = upload(dw0), ddb = upload(db0), ddw2 = upload(dw0);
-    Buffer<float> dy(N * OC, Device::cuda), dy2(N * OC, Device::cuda), ddin(N * IC, Device::cuda);
+    Buffer<float> dy = poisoned(N * OC), dy2 = poisoned(N * OC), ddin = poisoned(N * IC);
     settle();
     linear_forward_cuda(dy.data(), dx.data(), dwt.data(), dbias.data(), N, IC, OC, g);
     linear_forward_cuda(dy2.data(), dx.data(), dwt.data(), nullptr, N, IC, OC, g);
@@ -365,7 +374,7 @@ GPU_TEST_CASE("cuda dropout draws the CPU's mask bit for bit") {
 
     engine::GpuContext g(0);
     auto dx = upload(x), ddout = upload(dout);
-    Buffer<float> dy(n, Device::cuda), ddin(n, Device::cuda);
+    Buffer<float> dy = poisoned(n), ddin = poisoned(n);
     settle();
     dropout_forward_cuda(dy.data(), dx.data(), n, p, seed, offset, g);
     dropout_backward_cuda(ddin.data(), ddout.data(), n, p, seed, offset, g);
@@ -396,7 +405,7 @@ GPU_TEST_CASE("cuda add matches the CPU reference") {
     add_forward_cpu(ref.data(), ad.data(), bd.data(), n);
     engine::GpuContext g(0);
     auto da = upload(a), db = upload(b);
-    Buffer<float> dy(n, Device::cuda);
+    Buffer<float> dy = poisoned(n);
     settle();
     add_forward_cuda(dy.data(), da.data(), db.data(), n, g);
     g.synchronize();
@@ -406,20 +415,22 @@ GPU_TEST_CASE("cuda add matches the CPU reference") {
 
 GPU_TEST_CASE("cuda accumulate matches the CPU reference") {
 #ifdef ENGINE_CUDA
-    // dst += src, twice: two correctly rounded float additions, tolerance 2e-7 relative.
+    // dst += src, twice: two correctly rounded float additions on each side, so the CPU's float
+    // reference and the GPU agree bit for bit. (Against a double reference the first rounding,
+    // relative to a second sum that cancels, can reach several 1e-7.)
     const i64 n = 100003;
     const auto dst = test::random_vector<float>(n, 810), src = test::random_vector<float>(n, 811);
-    const auto srcd = to_double(src);
-    std::vector<double> ref = to_double(dst);
-    accumulate_cpu(ref.data(), srcd.data(), n);
-    accumulate_cpu(ref.data(), srcd.data(), n);
+    std::vector<float> ref_f = dst;
+    accumulate_cpu(ref_f.data(), src.data(), n);
+    accumulate_cpu(ref_f.data(), src.data(), n);
+    const std::vector<double> ref = to_double(ref_f);
     engine::GpuContext g(0);
     auto ddst = upload(dst), dsrc = upload(src);
     settle();
     accumulate_cuda(ddst.data(), dsrc.data(), n, g);
     accumulate_cuda(ddst.data(), dsrc.data(), n, g);
     g.synchronize();
-    expect_elementwise("accumulate", ddst.to_host(), ref, 2e-7);
+    expect_elementwise("accumulate", ddst.to_host(), ref, 0.0);
 #endif
 }
 
@@ -434,7 +445,7 @@ GPU_TEST_CASE("cuda input_normalize matches the CPU reference exactly") {
     input_normalize_cpu(ref.data(), xd.data(), n);
     engine::GpuContext g(0);
     auto dx = upload(x);
-    Buffer<float> dy(n, Device::cuda);
+    Buffer<float> dy = poisoned(n);
     settle();
     input_normalize_cuda(dy.data(), dx.data(), n, g);
     g.synchronize();
@@ -459,7 +470,7 @@ GPU_TEST_CASE("cuda l2norm forward and backward match the CPU reference") {
     l2norm_backward_cpu(din_ref.data(), doutd.data(), out_ref.data(), norm_ref.data(), N, D);
     engine::GpuContext g(0);
     auto dx = upload(x), ddout = upload(dout);
-    Buffer<float> dy(N * D, Device::cuda), dnorm(N, Device::cuda), ddin(N * D, Device::cuda);
+    Buffer<float> dy = poisoned(N * D), dnorm = poisoned(N), ddin = poisoned(N * D);
     settle();
     l2norm_forward_cuda(dy.data(), dnorm.data(), dx.data(), N, D, g);
     l2norm_backward_cuda(ddin.data(), ddout.data(), dy.data(), dnorm.data(), N, D, g);
@@ -493,7 +504,7 @@ GPU_TEST_CASE("cuda prelu accumulates dslope and skips din = null like the CPU r
 
     engine::GpuContext g(0);
     auto dx = upload(x), dslope = upload(slope), ddout = upload(dout), dds = upload(ds0);
-    Buffer<float> dy(n, Device::cuda), ddin(n, Device::cuda);
+    Buffer<float> dy = poisoned(n), ddin = poisoned(n);
     settle();
     prelu_forward_cuda(dy.data(), dx.data(), dslope.data(), N, C, HW, g);
     prelu_backward_cuda(ddin.data(), dds.data(), ddout.data(), dx.data(), dslope.data(), N, C, HW,

@@ -16,10 +16,12 @@
 #include "data/dataset_tools.h"
 #include "data/recordio.h"
 #include "data/synth.h"
+#include "engine/gpu_context.h"
 #include "engine/rng.h"
 #include "engine/npy.h"
 #include "layers/iresnet.h"
 #include "tests/test_files.h"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -246,4 +248,139 @@ TEST_CASE("mine: planted noise is listed, clean samples are not, and the list de
         CHECK((i64)r.noisy.size() == noisy);
         for (i64 i : r.noisy) CHECK(kind[(size_t)i] != 0);
     }
+}
+
+GPU_TEST_CASE("cuda mining: scores and list match the CPU mining") {
+    const TinySets& sets = tiny_sets();
+    data::RecordDataset ds(sets.head);
+    const i64 C = ds.num_classes(), D = 300, N = ds.size();  // D > 256 threads per row
+    // A random classifier; embeddings are noise plus a class row: the label's (clean), the next
+    // class's for every third sample (mislabelled: low p_label), none for every fifth (an
+    // outsider: low max_p). Embeddings are a pure function of the sample.
+    const std::vector<float> W = test::random_vector<float>(C * D, 41);
+    auto embed = [&](const std::vector<i64>& samples, float* out) {
+        for (size_t k = 0; k < samples.size(); ++k) {
+            const i64 i = samples[k], y = (ds.label(i) + (i % 3 == 0)) % C;
+            const float a = i % 5 == 0 ? 0.f : 1.f;
+            engine::Rng rng(1000 + (u64)i);
+            for (i64 j = 0; j < D; ++j)
+                out[k * D + j] = (float)(0.3 * rng.normal()) + a * W[(size_t)(y * D + j)];
+        }
+    };
+    pipeline::MiningOptions mo;
+    mo.batch = 24;  // N is not a multiple: a short last batch
+    mo.margin = arcface_options(8, 0.5);
+    mo.threshold = 0.3;
+    mo.label_threshold = 0.05;
+    const pipeline::MiningResult cpu = pipeline::mine_noise(ds, D, embed, W.data(), C, mo, "");
+    engine::GpuContext g(0);
+    const pipeline::MiningResult gpu = pipeline::mine_noise(ds, D, embed, W.data(), C, mo, "", &g);
+    REQUIRE(gpu.samples == N);
+    // Both sides score the same float embeddings in float; cos differs by the order of a
+    // 300-term dot product (~1e-6), logits by s times that: 1e-4 relative on the probabilities.
+    CHECK(test::max_rel_diff(gpu.max_p.data(), cpu.max_p.data(), N, 1e-30) < 1e-4);
+    CHECK(test::max_rel_diff(gpu.p_label.data(), cpu.p_label.data(), N, 1e-30) < 1e-4);
+    // The lists agree except for samples within that tolerance of a threshold.
+    std::vector<char> listed_cpu((size_t)N, 0), listed_gpu((size_t)N, 0);
+    for (i64 i : cpu.noisy) listed_cpu[(size_t)i] = 1;
+    for (i64 i : gpu.noisy) listed_gpu[(size_t)i] = 1;
+    i64 differ = 0, borderline = 0;
+    for (i64 i = 0; i < N; ++i) {
+        const bool near = std::fabs(cpu.max_p[(size_t)i] / mo.threshold - 1) < 1e-3 ||
+                          std::fabs(cpu.p_label[(size_t)i] / mo.label_threshold - 1) < 1e-3;
+        borderline += near;
+        differ += !near && listed_cpu[(size_t)i] != listed_gpu[(size_t)i];
+    }
+    INFO(cpu.noisy.size(), " listed on the CPU, ", gpu.noisy.size(), " on the GPU, ", borderline,
+         " borderline");
+    CHECK(differ == 0);
+    // The data above lists the mislabelled and the outsider samples, not the clean ones.
+    CHECK(cpu.noisy.size() > (size_t)N / 3);
+    CHECK(cpu.noisy.size() < (size_t)N * 2 / 3);
+}
+
+namespace {
+// max |a - b| / max |b|: the difference relative to the vector's scale.
+double rel_to_scale(const std::vector<float>& a, const std::vector<float>& b) {
+    REQUIRE(a.size() == b.size());
+    double e = 0, m = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (!std::isfinite(a[i])) return INFINITY;
+        e = std::fmax(e, std::fabs((double)a[i] - (double)b[i]));
+        m = std::fmax(m, std::fabs((double)b[i]));
+    }
+    return m > 0 ? e / m : e;
+}
+}  // namespace
+
+GPU_TEST_CASE("cuda trainer: steps match the CPU trainer; checkpoints and resume on the GPU") {
+    // The whole GPU step of the trainer (pinned staging, the classifier and its loss, SGD of the
+    // backbone and the classifier, the loss read) against the CPU trainer in float on the same
+    // batches. Stages arcface and nr: their batches do not depend on the model. (The unequal
+    // stage's tail batches come from mining on the model's embeddings, where float differences
+    // may reorder near-equal center distances; it is checked GPU against GPU below.)
+    const std::string dir = tiny_sets().root + "/cuda_trainer";
+    for (const std::string stage : {"arcface", "nr"}) {
+        INFO("stage ", stage);
+        pipeline::TrainOptions o = tiny_options(stage, dir + "/" + stage + "_cpu");
+        o.max_steps = 4;
+        std::vector<double> loss_cpu;
+        std::vector<float> params_cpu, classifier_cpu;
+        {
+            pipeline::Trainer t(o);
+            for (int s = 0; s < 4; ++s) loss_cpu.push_back(t.step().head);
+            params_cpu = t.backbone_params();
+            classifier_cpu = t.classifier();
+        }
+        o.device = "cuda";
+        o.prefix = dir + "/" + stage + "_gpu";
+        pipeline::Trainer t(o);
+        for (int s = 0; s < 4; ++s) {
+            const double l = t.step().head;
+            INFO("step ", s + 1, ": gpu ", l, ", cpu ", loss_cpu[(size_t)s]);
+            // float on both sides, reductions in other orders: ~1e-5 after a few steps
+            CHECK(std::fabs(l - loss_cpu[(size_t)s]) <= 1e-3 * std::fabs(loss_cpu[(size_t)s]));
+        }
+        CHECK(rel_to_scale(t.backbone_params(), params_cpu) < 1e-3);
+        CHECK(rel_to_scale(t.classifier(), classifier_cpu) < 1e-3);
+        // A checkpoint written from the GPU reloads on the CPU with the same values.
+        t.save(dir + "/" + stage + "_gpu_final");
+        IResNet<float> reloaded(
+            pipeline::config_from_checkpoint(dir + "/" + stage + "_gpu_final.safetensors"), 4);
+        reloaded.load(dir + "/" + stage + "_gpu_final.safetensors", true);
+        CHECK(reloaded.params().params().to_host() == t.backbone_params());
+    }
+
+    // Unequal stage on the GPU: 5 steps straight equal 2 steps + resume + 3 steps, bit for bit
+    // (deterministic cuDNN algorithms, our reductions have a fixed order).
+    pipeline::TrainOptions o = tiny_options("unequal", dir + "/unequal_straight");
+    o.device = "cuda";
+    o.max_steps = 5;
+    std::vector<pipeline::StepLosses> straight;
+    std::vector<float> params_straight;
+    {
+        pipeline::Trainer t(o);
+        for (int s = 0; s < 5; ++s) straight.push_back(t.step());
+        params_straight = t.backbone_params();
+    }
+    for (const auto& l : straight) {
+        CHECK(std::isfinite(l.head));
+        CHECK(l.tail > 0.0);
+    }
+    o.prefix = dir + "/unequal_first";
+    {
+        pipeline::Trainer t(o);
+        for (int s = 0; s < 2; ++s) t.step();
+        t.save(dir + "/unequal_first-000002");
+    }
+    o.prefix = dir + "/unequal_second";
+    o.resume = dir + "/unequal_first-000002.state.safetensors";
+    pipeline::Trainer t(o);
+    for (int s = 2; s < 5; ++s) {
+        const pipeline::StepLosses l = t.step();
+        INFO("step ", s + 1);
+        CHECK(l.head == straight[(size_t)s].head);
+        CHECK(l.tail == straight[(size_t)s].tail);
+    }
+    CHECK(t.backbone_params() == params_straight);
 }

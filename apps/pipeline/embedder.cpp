@@ -21,14 +21,19 @@ void Embedder::embed(const float* images, i64 n, float* out) {
         const i64 m = std::min(batch_, n - b);
         const float* in = images + b * per;
         if (gpu_) {
-            engine::device_copy(dev_in_.data(), engine::Device::cuda, in, engine::Device::cpu,
-                                (size_t)(m * per) * sizeof(float));
+            // Upload, forward and download all on the model's stream, then one wait for that
+            // stream: the host needs the embeddings (verification, the bag sampler's mining).
+            // A batch size other than the last one's gets its cuDNN plans first (cached after).
+            if (m != prepared_) {
+                model_.prepare(m);
+                prepared_ = m;
+            }
+            engine::device_copy_async(dev_in_.data(), in, (size_t)(m * per) * sizeof(float),
+                                      gpu_->stream());
             const float* e = model_.forward(dev_in_.data(), m, false);
-            // The forward runs on the context's non-blocking stream, which the legacy-stream
-            // copy below is not ordered with: wait for it, or the copy reads stale embeddings.
+            engine::device_copy_async(out + b * D, e, (size_t)(m * D) * sizeof(float),
+                                      gpu_->stream());
             gpu_->synchronize();
-            engine::device_copy(out + b * D, engine::Device::cpu, e, engine::Device::cuda,
-                                (size_t)(m * D) * sizeof(float));
         } else {
             const float* e = model_.forward(in, m, false);
             std::memcpy(out + b * D, e, (size_t)(m * D) * sizeof(float));

@@ -1,5 +1,8 @@
 // Embedding images with a model in inference mode, in batches of the model's max batch: the
 // verification protocol (image and horizontal mirror), the bag sampler's callback, build/embed.
+// On the GPU each batch ends with one wait for the model's stream, since the host reads the
+// embeddings: in a training step that is the one sanctioned host synchronisation besides the
+// loss read, taken only when the bag sampler refills the tail stream (SPEC.md section 6).
 #pragma once
 #include <vector>
 
@@ -25,6 +28,7 @@ private:
     IResNet<float>& model_;
     engine::GpuContext* gpu_;
     i64 batch_;
+    i64 prepared_ = 0;  // the batch size the model's cuDNN plans were last prepared for
     std::vector<float> host_in_;
     engine::Buffer<float> dev_in_;
 };

@@ -1,20 +1,81 @@
-// Noise mining pass (see mining.h). The classifier and the scores run on the CPU reference; the
-// embeddings come from the caller (the model on its device), one batch at a time.
+// Noise mining pass (see mining.h). The embeddings come from the caller (the model on its
+// device), one batch at a time; the classifier and the scores run on the CPU reference, or on the
+// GPU when one is given.
 #include "apps/pipeline/mining.h"
 
 #include <algorithm>
 #include <cstdio>
 
+#include "engine/device.h"
 #include "engine/error.h"
+#include "engine/gpu_context.h"
+#include "engine/tensor.h"
 #include "engine/timer.h"
 #include "losses/noise_scores.h"
 #include "losses/normalized_classifier.h"
 
 namespace pipeline {
+namespace {
+
+// Scores batches of up to B embeddings against the classifier: max_p and p_label per sample.
+class BatchScorer {
+public:
+    BatchScorer(const float* W, i64 C, i64 D, i64 B, const MarginSoftmaxOptions& margin,
+                engine::GpuContext* gpu)
+        : W_(W), C_(C), D_(D), margin_(margin), gpu_(gpu) {
+        const engine::Device dev = gpu ? engine::Device::cuda : engine::Device::cpu;
+        wn_ = engine::Buffer<float>(C * D, dev);
+        wnorm_ = engine::Buffer<float>(C, dev);
+        cos_ = engine::Buffer<float>(B * C, dev);
+        xn_ = engine::Buffer<float>(B * D, dev);
+        xnorm_ = engine::Buffer<float>(B, dev);
+        if (gpu) {
+            W_dev_ = engine::Buffer<float>(C * D, dev);
+            W_dev_.copy_from_host(std::vector<float>(W, W + C * D));
+            emb_ = engine::Buffer<float>(B * D, dev);
+            labels_ = engine::Buffer<std::int32_t>(B, dev);
+            maxp_ = engine::Buffer<float>(B, dev);
+            plab_ = engine::Buffer<float>(B, dev);
+        }
+    }
+
+    // emb (m, D), labels (m) and the outputs in host memory.
+    void score(const float* emb, const std::int32_t* labels, i64 m, float* max_p, float* p_label) {
+        if (!gpu_) {
+            // (normalising W again per batch costs C x D, small next to the B x C x D product)
+            normalized_classifier_forward_cpu(cos_.data(), xn_.data(), xnorm_.data(), wn_.data(),
+                                              wnorm_.data(), emb, W_, m, C_, D_);
+            noise_scores_cpu(max_p, p_label, (std::int32_t*)nullptr, cos_.data(), labels, m, C_,
+                             margin_);
+            return;
+        }
+        engine::GpuContext& g = *gpu_;
+        engine::device_copy_async(emb_.data(), emb, (size_t)(m * D_) * sizeof(float), g.stream());
+        engine::device_copy_async(labels_.data(), labels, (size_t)m * sizeof(std::int32_t),
+                                  g.stream());
+        normalized_classifier_forward_cuda(cos_.data(), xn_.data(), xnorm_.data(), wn_.data(),
+                                           wnorm_.data(), emb_.data(), W_dev_.data(), m, C_, D_, g);
+        noise_scores_cuda(maxp_.data(), plab_.data(), nullptr, cos_.data(), labels_.data(), m, C_,
+                          margin_, g);
+        engine::device_copy_async(max_p, maxp_.data(), (size_t)m * sizeof(float), g.stream());
+        engine::device_copy_async(p_label, plab_.data(), (size_t)m * sizeof(float), g.stream());
+        g.synchronize();  // the host decides per sample next
+    }
+
+private:
+    const float* W_;
+    i64 C_, D_;
+    MarginSoftmaxOptions margin_;
+    engine::GpuContext* gpu_;
+    engine::Buffer<float> W_dev_, wn_, wnorm_, cos_, xn_, xnorm_, emb_, maxp_, plab_;
+    engine::Buffer<std::int32_t> labels_;
+};
+
+}  // namespace
 
 MiningResult mine_noise(const data::RecordDataset& ds, i64 D, const SampleEmbedFn& embed,
                         const float* W, i64 C, const MiningOptions& opt,
-                        const std::string& list_path) {
+                        const std::string& list_path, engine::GpuContext* gpu) {
     ENGINE_CHECK(ds.num_classes() == C, engine::ArgError, "mine: the set has ",
                  ds.num_classes(), " classes but the classifier has ", C);
     const i64 N = ds.size(), B = std::max<i64>(1, opt.batch);
@@ -27,9 +88,8 @@ MiningResult mine_noise(const data::RecordDataset& ds, i64 D, const SampleEmbedF
     r.samples = N;
     r.max_p.resize((size_t)N);
     r.p_label.resize((size_t)N);
-    std::vector<float> wn((size_t)(C * D)), wnorm((size_t)C), cos((size_t)(B * C)),
-        xn((size_t)(B * D)), xnorm((size_t)B), emb((size_t)(B * D)), maxp((size_t)B),
-        plab((size_t)B);
+    BatchScorer scorer(W, C, D, B, opt.margin, gpu);
+    std::vector<float> emb((size_t)(B * D)), maxp((size_t)B), plab((size_t)B);
     std::vector<std::int32_t> labels((size_t)B);
     engine::Timer clock, since_print;
     for (i64 b = 0; b < N; b += B) {
@@ -40,11 +100,7 @@ MiningResult mine_noise(const data::RecordDataset& ds, i64 D, const SampleEmbedF
             labels[(size_t)i] = ds.label(b + i);
         }
         embed(idx, emb.data());
-        // (normalising W again per batch costs C x D, small next to the B x C x D product)
-        normalized_classifier_forward_cpu(cos.data(), xn.data(), xnorm.data(), wn.data(),
-                                          wnorm.data(), emb.data(), W, m, C, D);
-        noise_scores_cpu(maxp.data(), plab.data(), (std::int32_t*)nullptr, cos.data(),
-                         labels.data(), m, C, opt.margin);
+        scorer.score(emb.data(), labels.data(), m, maxp.data(), plab.data());
         for (i64 i = 0; i < m; ++i) {
             const float mp = maxp[(size_t)i], pl = plab[(size_t)i];
             r.max_p[(size_t)(b + i)] = mp;

@@ -13,6 +13,10 @@
 #include "data/recordio.h"
 #include "losses/margin_softmax.h"
 
+namespace engine {
+class GpuContext;
+}
+
 namespace pipeline {
 
 struct MiningOptions {
@@ -32,8 +36,10 @@ struct MiningResult {
 using SampleEmbedFn = std::function<void(const std::vector<i64>& samples, float* out)>;
 
 // W: the classifier (C, D) in host memory. Writes the list to list_path (when not empty).
+// gpu: when given, the classifier and the scores (the B x C x D part) run there: W is uploaded
+// once, and per batch only the embeddings, the labels and two scores per sample cross.
 MiningResult mine_noise(const data::RecordDataset& ds, i64 D, const SampleEmbedFn& embed,
                         const float* W, i64 C, const MiningOptions& opt,
-                        const std::string& list_path);
+                        const std::string& list_path, engine::GpuContext* gpu = nullptr);
 
 }  // namespace pipeline

@@ -154,6 +154,9 @@ void Trainer::Impl::build() {
     nt = unequal() ? opt.tail_ids * kImagesPerIdentity : 0;
     const i64 max_batch = std::max({nh + nt, opt.mining_batch, (i64)64});
     model = std::make_unique<IResNet<float>>(cfg, max_batch, gpu.get());
+    // cuDNN plans and workspace for the step's batch and the tail-mining chunk now, not in a step.
+    model->prepare(nh + nt);
+    if (unequal()) model->prepare(std::min(std::max<i64>(1, opt.mining_batch), max_batch));
     P = model->params().num_params();
     embedder = std::make_unique<Embedder>(*model, gpu.get());
 
@@ -165,6 +168,7 @@ void Trainer::Impl::build() {
     lc.augment = step1 ? data::AugmentConfig::step1(opt.seed) : data::AugmentConfig::step23(opt.seed);
     lc.shuffle_seed = opt.seed;
     lc.workers = opt.workers;
+    lc.pin_memory = on_gpu();  // a CPU run never touches the GPU
     // (the head loader is created after a resume has set the start position, below)
 
     if (unequal()) {
