@@ -1,5 +1,6 @@
 // denoise: writes a copy of an InsightFace .rec set without the records of a noise list
 // ("label record_index max_p p_label" lines, SPEC.md section 5); labels are kept.
+#include <exception>
 #include <cstdio>
 
 #include "apps/pipeline/flags.h"
@@ -26,7 +27,7 @@ int main(int argc, char** argv) {
         std::printf("denoise: %s: %lld images in, %lld removed, %lld written, %lld classes\n",
                     f.str("out").c_str(), (long long)c.images_in, (long long)c.removed,
                     (long long)c.images_out, (long long)c.classes);
-    } catch (const engine::Error& e) {
+    } catch (const std::exception& e) {  // engine errors, bad_alloc, ...
         std::fprintf(stderr, "denoise: error: %s\n", e.what());
         return 1;
     }

@@ -1,5 +1,6 @@
 // embed: embeddings of images (files, a folder DIR/<identity>/<images>, or a .rec set) with a
 // checkpoint, written as .npy (float32, (N, D)), with labels and the image list beside them.
+#include <exception>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -105,7 +106,7 @@ int main(int argc, char** argv) {
         ENGINE_CHECK(txt.good(), engine::IoError, out, ".txt: write failed");
         std::printf("embed: %lld images -> %s (%lld x %lld)\n", (long long)n, out.c_str(),
                     (long long)n, (long long)D);
-    } catch (const engine::Error& e) {
+    } catch (const std::exception& e) {  // engine errors, bad_alloc, ...
         std::fprintf(stderr, "embed: %s\n", e.what());
         return 1;
     }

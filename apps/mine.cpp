@@ -1,5 +1,6 @@
 // mine: noise mining (the seed's step 2a). Runs every head sample through a trained model and its
 // classifier, writes the noise list, and (with --out-dir) the denoised set.
+#include <exception>
 #include <algorithm>
 #include <cstdio>
 
@@ -88,7 +89,7 @@ int main(int argc, char** argv) {
                         f.str("out-dir").c_str(), (long long)c.images_out, (long long)c.removed,
                         (long long)c.classes);
         }
-    } catch (const engine::Error& e) {
+    } catch (const std::exception& e) {  // engine errors, bad_alloc, ...
         std::fprintf(stderr, "mine: %s\n", e.what());
         return 1;
     }

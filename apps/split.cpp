@@ -1,5 +1,6 @@
 // split: divides an InsightFace .rec set into a head set (classes with >= --min-images images)
 // and a tail set (the others), each relabelled 0..C-1 (SPEC.md section 6).
+#include <exception>
 #include <cstdio>
 
 #include "apps/pipeline/flags.h"
@@ -25,7 +26,7 @@ int main(int argc, char** argv) {
         std::printf("split: head %s: %lld classes, %lld images; tail %s: %lld classes, %lld images\n",
                     f.str("head").c_str(), (long long)c.head_classes, (long long)c.head_images,
                     f.str("tail").c_str(), (long long)c.tail_classes, (long long)c.tail_images);
-    } catch (const engine::Error& e) {
+    } catch (const std::exception& e) {  // engine errors, bad_alloc, ...
         std::fprintf(stderr, "split: error: %s\n", e.what());
         return 1;
     }

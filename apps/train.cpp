@@ -1,5 +1,6 @@
 // train: the three training stages of Unequal-Training (arcface, nr, unequal); all logic lives in
 // apps/pipeline/trainer.cpp, this file maps the seed's flags onto TrainOptions.
+#include <exception>
 #include <cstdio>
 
 #include "apps/pipeline/flags.h"
@@ -100,7 +101,7 @@ int main(int argc, char** argv) {
         o.device = f.str("device");
         pipeline::Trainer trainer(o);
         trainer.run();
-    } catch (const engine::Error& e) {
+    } catch (const std::exception& e) {  // engine errors, bad_alloc, ...
         std::fprintf(stderr, "train: %s\n", e.what());
         return 1;
     }

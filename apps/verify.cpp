@@ -1,5 +1,6 @@
 // verify: InsightFace's verification table (accuracy mean +- std with flip, XNorm, TAR at
 // FAR 1e-3) for a checkpoint on .bin verification sets.
+#include <exception>
 #include <algorithm>
 #include <cstdio>
 
@@ -44,7 +45,7 @@ int main(int argc, char** argv) {
             any = true;
         }
         ENGINE_CHECK(any, engine::ArgError, "verify: no --target given");
-    } catch (const engine::Error& e) {
+    } catch (const std::exception& e) {  // engine errors, bad_alloc, ...
         std::fprintf(stderr, "verify: %s\n", e.what());
         return 1;
     }

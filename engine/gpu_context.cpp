@@ -18,20 +18,32 @@ GpuContext::GpuContext(int device) : device_(device) {
     ENGINE_CHECK(cuda_usable(&why), DeviceError, "GpuContext: ", why);
     ENGINE_CHECK(device >= 0 && device < cuda_device_count(), DeviceError, "GpuContext: device ",
                  device, " does not exist (", cuda_device_count(), " visible)");
-    CUDA_CHECK(cudaSetDevice(device));
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    CUBLAS_CHECK(cublasCreate(&cublas_));
-    CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
-    CUDNN_CHECK(cudnnCreate(&cudnn_));
-    CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
+    try {
+        CUDA_CHECK(cudaSetDevice(device));
+        CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+        CUBLAS_CHECK(cublasCreate(&cublas_));
+        CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+        CUDNN_CHECK(cudnnCreate(&cudnn_));
+        CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
+    } catch (...) {
+        release();  // a throwing constructor runs no destructor: free what was created
+        throw;
+    }
 }
 
-GpuContext::~GpuContext() {
+void GpuContext::release() {
     if (workspace_) device_free(Device::cuda, workspace_, workspace_bytes_);
     if (cudnn_) cudnnDestroy(cudnn_);
     if (cublas_) cublasDestroy(cublas_);
     if (stream_) cudaStreamDestroy(stream_);
+    workspace_ = nullptr;
+    workspace_bytes_ = 0;
+    cudnn_ = nullptr;
+    cublas_ = nullptr;
+    stream_ = nullptr;
 }
+
+GpuContext::~GpuContext() { release(); }
 
 void* GpuContext::workspace(size_t bytes) {
     if (bytes > workspace_bytes_) {

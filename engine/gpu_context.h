@@ -39,6 +39,7 @@ public:
     void synchronize();
 
 private:
+    void release();  // destroys whatever exists (constructor failure, destructor)
     int device_ = 0;
     cudaStream_t stream_ = nullptr;
     cublasHandle_t cublas_ = nullptr;

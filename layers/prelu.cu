@@ -1,6 +1,8 @@
 // PReLU, CUDA. Forward: one thread per element. Backward: one block per channel computes the
 // slope gradient with a block reduction (fixed order inside a block, so deterministic) and
 // writes the input gradient in the same pass.
+#include <algorithm>
+
 #include "engine/cuda_check.h"
 #include "engine/gpu_context.h"
 #include "engine/nvtx.h"

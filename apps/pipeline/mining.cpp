@@ -49,6 +49,7 @@ public:
                              margin_);
             return;
         }
+#ifdef ENGINE_CUDA
         engine::GpuContext& g = *gpu_;
         engine::device_copy_async(emb_.data(), emb, (size_t)(m * D_) * sizeof(float), g.stream());
         engine::device_copy_async(labels_.data(), labels, (size_t)m * sizeof(std::int32_t),
@@ -60,6 +61,7 @@ public:
         engine::device_copy_async(max_p, maxp_.data(), (size_t)m * sizeof(float), g.stream());
         engine::device_copy_async(p_label, plab_.data(), (size_t)m * sizeof(float), g.stream());
         g.synchronize();  // the host decides per sample next
+#endif
     }
 
 private:

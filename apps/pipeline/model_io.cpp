@@ -1,6 +1,7 @@
 // Checkpoint metadata, state-file naming and device selection for the apps.
 #include "apps/pipeline/model_io.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 
@@ -44,7 +45,11 @@ std::unique_ptr<engine::GpuContext> open_device(const std::string& which) {
     if (which == "cpu") return nullptr;
     std::string why;
     const bool usable = engine::cuda_usable(&why);
-    if (which == "auto" && !usable) return nullptr;
+    if (which == "auto" && !usable) {
+        if (engine::built_with_cuda())  // a CUDA build that cannot use a GPU: say why
+            std::fprintf(stderr, "--device auto: running on the CPU (%s)\n", why.c_str());
+        return nullptr;
+    }
     ENGINE_CHECK(usable, engine::DeviceError, "--device cuda: ", why);
     return std::make_unique<engine::GpuContext>(0);
 }
