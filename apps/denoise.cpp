@@ -1,7 +1,7 @@
 // denoise: writes a copy of an InsightFace .rec set without the records of a noise list
 // ("label record_index max_p p_label" lines, SPEC.md section 5); labels are kept.
-#include <exception>
 #include <cstdio>
+#include <exception>
 
 #include "apps/pipeline/flags.h"
 #include "data/dataset_tools.h"

@@ -1,9 +1,9 @@
 // embed: embeddings of images (files, a folder DIR/<identity>/<images>, or a .rec set) with a
 // checkpoint, written as .npy (float32, (N, D)), with labels and the image list beside them.
-#include <exception>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <fstream>
 #include <iterator>
 #include <sys/stat.h>

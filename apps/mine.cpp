@@ -1,8 +1,8 @@
 // mine: noise mining (the seed's step 2a). Runs every head sample through a trained model and its
 // classifier, writes the noise list, and (with --out-dir) the denoised set.
-#include <exception>
 #include <algorithm>
 #include <cstdio>
+#include <exception>
 
 #include "apps/pipeline/flags.h"
 #include "apps/pipeline/embedder.h"

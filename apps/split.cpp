@@ -1,7 +1,7 @@
 // split: divides an InsightFace .rec set into a head set (classes with >= --min-images images)
 // and a tail set (the others), each relabelled 0..C-1 (SPEC.md section 6).
-#include <exception>
 #include <cstdio>
+#include <exception>
 
 #include "apps/pipeline/flags.h"
 #include "data/dataset_tools.h"

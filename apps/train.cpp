@@ -1,7 +1,7 @@
 // train: the three training stages of Unequal-Training (arcface, nr, unequal); all logic lives in
 // apps/pipeline/trainer.cpp, this file maps the seed's flags onto TrainOptions.
-#include <exception>
 #include <cstdio>
+#include <exception>
 
 #include "apps/pipeline/flags.h"
 #include "apps/pipeline/trainer.h"

@@ -1,8 +1,8 @@
 // verify: InsightFace's verification table (accuracy mean +- std with flip, XNorm, TAR at
 // FAR 1e-3) for a checkpoint on .bin verification sets.
-#include <exception>
 #include <algorithm>
 #include <cstdio>
+#include <exception>
 
 #include "apps/pipeline/evaluate.h"
 #include "apps/pipeline/flags.h"
