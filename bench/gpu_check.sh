@@ -27,7 +27,7 @@
 #   Without a GPU (e.g. the CPU machine) it does what a CPU can (detection, the build, listing the
 #   GPU test cases and running them as skipped, both benchmarks' no-GPU exits, the torch
 #   script's syntax) and exits 3 with the reason. --dry-run: report and print the plan, no build.
-# The parity tests are the GPU_TEST_CASEs, selected by name (*cuda*, *CUDA*: all 22 today; the
+# The parity tests are the GPU_TEST_CASEs, selected by name (*cuda*, *CUDA*: all 23 today; the
 # script warns about a GPU case named otherwise); --all-tests runs the whole suite instead.
 #
 # Options: --prebuilt DIR   binaries (tests, bench_gpu_r50) in DIR or DIR/bin, or DIR/bundle.tar.gz
