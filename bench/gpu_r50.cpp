@@ -62,12 +62,36 @@ const char* kUsage =
 
 double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
 
+// What a timed step needs besides the model, on one device: the backbone's momentum, the images,
+// the embedding gradient and, with classes C > 0, the classifier (W, its momentum, its gradient,
+// its normalised copy and row norms) and the loss's buffers ((B, C) cos / gradient matrix, the
+// normalised embeddings, their norms, d embedding, per-sample and mean loss, labels).
+struct StepBuffers {
+    engine::Buffer<float> momentum, images, d_emb;
+    engine::Buffer<float> W, W_mom, dW, wn, wnorm, cos, xn, xnorm, dx, loss, mean_loss;
+    engine::Buffer<std::int32_t> labels;
+    StepBuffers(i64 P, i64 B, i64 S, i64 F, i64 C, engine::Device d)
+        : momentum(P, d), images(B * 3 * S * S, d), d_emb(B * F, d) {
+        if (C == 0) return;
+        W = engine::Buffer<float>(C * F, d);
+        W_mom = engine::Buffer<float>(C * F, d);
+        dW = engine::Buffer<float>(C * F, d);
+        wn = engine::Buffer<float>(C * F, d);
+        wnorm = engine::Buffer<float>(C, d);
+        cos = engine::Buffer<float>(B * C, d);
+        xn = engine::Buffer<float>(B * F, d);
+        xnorm = engine::Buffer<float>(B, d);
+        dx = engine::Buffer<float>(B * F, d);
+        loss = engine::Buffer<float>(B, d);
+        mean_loss = engine::Buffer<float>(1, d);
+        labels = engine::Buffer<std::int32_t>(B, d);
+    }
+};
+
 // The device memory a timed run allocates through the engine, counted on the host: the model
-// (flat parameters and gradients, BN running statistics, activations, caches, scratch), the
-// momentum buffer, the images and the embedding gradient, and with --classes the classifier and
-// loss buffers of run() below. Only the cuDNN workspace (chosen per GPU) is missing.
+// (flat parameters and gradients, BN running statistics, activations, caches, scratch) and the
+// StepBuffers of run() below. Only the cuDNN workspace (chosen per GPU) is missing.
 int host_count(const Options& o) {
-    using engine::Buffer;
     using engine::Device;
     IResNetConfig cfg = IResNetConfig::named(o.network);
     cfg.input_size = o.size;
@@ -77,12 +101,7 @@ int host_count(const Options& o) {
     IResNet<float> net(cfg, B, nullptr);
     const size_t model = engine::memory_counter(Device::cpu).current - before;
     const i64 P = net.params().num_params();
-    Buffer<float> momentum_buf(P, Device::cpu), images(B * 3 * S * S, Device::cpu),
-        d_emb(B * F, Device::cpu);
-    std::vector<Buffer<float>> loss_bufs;
-    if (C > 0)
-        for (i64 n : {C * F, C * F, C * F, C * F, C, B * C, B * F, B, B * F, B, (i64)1, B})
-            loss_bufs.emplace_back(n, Device::cpu);  // W, W_mom, dW, wn, wnorm, cos, xn, ...
+    const StepBuffers step(P, B, S, F, C, Device::cpu);
     const size_t total = engine::memory_counter(Device::cpu).current - before;
     std::printf("%s at %lldx%lld, batch %lld%s: %lld learnt parameters\n", o.network.c_str(),
                 (long long)S, (long long)S, (long long)B,
@@ -181,37 +200,26 @@ int run(const Options& o) {
     net.set_dropout_rng(o.seed + 1, 0);
     engine::ParamStore<float>& store = net.params();
     const i64 P = store.num_params();
-    Buffer<float> momentum_buf(P, Device::cuda);
+    StepBuffers sb(P, B, S, F, C, Device::cuda);
+    // (short names for the step below)
+    Buffer<float> &momentum_buf = sb.momentum, &images = sb.images, &d_emb = sb.d_emb;
+    Buffer<float> &W = sb.W, &W_mom = sb.W_mom, &dW = sb.dW, &wn = sb.wn, &wnorm = sb.wnorm;
+    Buffer<float> &cos = sb.cos, &xn = sb.xn, &xnorm = sb.xnorm, &dx = sb.dx, &loss = sb.loss;
+    Buffer<float>& mean_loss = sb.mean_loss;
+    Buffer<std::int32_t>& labels = sb.labels;
 
     // Raw pixels: integers 0..255, as decoded images are.
-    Buffer<float> images(B * 3 * S * S, Device::cuda);
     {
         std::vector<float> h = uniform_host(B * 3 * S * S, o.seed + 2, 0.0, 256.0);
         for (float& x : h) x = std::floor(x);
         images.copy_from_host(h);
     }
     // Without a loss: a fixed random embedding gradient of the size a batch-mean loss gives.
-    Buffer<float> d_emb(B * F, Device::cuda);
     d_emb.copy_from_host(uniform_host(B * F, o.seed + 3, -1.0 / (double)B, 1.0 / (double)B));
 
-    // The classifier and the loss's buffers (only with --classes): W, its normalised copy, dW and
-    // the classifier's momentum (C x D each), the (B, C) cos / gradient matrix, the rest small.
-    Buffer<float> W, W_mom, dW, wn, wnorm, cos, xn, xnorm, dx, loss, mean_loss;
-    Buffer<std::int32_t> labels;
+    // The classifier and the loss (only with --classes; StepBuffers made their buffers).
     const MarginSoftmaxOptions loss_opt = arcface_options(64.0, 0.5);
     if (C > 0) {
-        W = Buffer<float>(C * F, Device::cuda);
-        W_mom = Buffer<float>(C * F, Device::cuda);
-        dW = Buffer<float>(C * F, Device::cuda);
-        wn = Buffer<float>(C * F, Device::cuda);
-        wnorm = Buffer<float>(C, Device::cuda);
-        cos = Buffer<float>(B * C, Device::cuda);
-        xn = Buffer<float>(B * F, Device::cuda);
-        xnorm = Buffer<float>(B, Device::cuda);
-        dx = Buffer<float>(B * F, Device::cuda);
-        loss = Buffer<float>(B, Device::cuda);
-        mean_loss = Buffer<float>(1, Device::cuda);
-        labels = Buffer<std::int32_t>(B, Device::cuda);
         W.copy_from_host(uniform_host(C * F, o.seed + 4, -0.01, 0.01));  // never a zero row
         std::vector<std::int32_t> y((size_t)B);
         engine::Rng rng(o.seed + 5);

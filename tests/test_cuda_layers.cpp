@@ -62,22 +62,9 @@ Buffer<float> poisoned(i64 n) {
 // whole device after the uploads, before the first launch.
 void settle() { CUDA_CHECK(cudaDeviceSynchronize()); }
 
-// max |gpu - ref| / max |ref| (1 when ref is all zero); infinite when the GPU gave a NaN or inf.
-double scaled_diff(const std::vector<float>& gpu, const std::vector<double>& ref) {
-    REQUIRE(gpu.size() == ref.size());
-    double scale = 0, m = 0;
-    for (double r : ref) scale = std::max(scale, std::fabs(r));
-    if (scale == 0) scale = 1;
-    for (size_t i = 0; i < gpu.size(); ++i) {
-        if (!std::isfinite(gpu[i])) return INFINITY;
-        m = std::max(m, std::fabs((double)gpu[i] - ref[i]));
-    }
-    return m / scale;
-}
-
 void expect_close(const char* what, const std::vector<float>& gpu, const std::vector<double>& ref,
                   double tol) {
-    const double d = scaled_diff(gpu, ref);
+    const double d = test::scaled_diff(gpu, ref);
     INFO(what, ": max |gpu - ref| / max |ref| = ", d, ", tolerance ", tol);
     CHECK(d <= tol);
 }

@@ -299,20 +299,6 @@ GPU_TEST_CASE("cuda mining: scores and list match the CPU mining") {
     CHECK(cpu.noisy.size() < (size_t)N * 2 / 3);
 }
 
-namespace {
-// max |a - b| / max |b|: the difference relative to the vector's scale.
-double rel_to_scale(const std::vector<float>& a, const std::vector<float>& b) {
-    REQUIRE(a.size() == b.size());
-    double e = 0, m = 0;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (!std::isfinite(a[i])) return INFINITY;
-        e = std::fmax(e, std::fabs((double)a[i] - (double)b[i]));
-        m = std::fmax(m, std::fabs((double)b[i]));
-    }
-    return m > 0 ? e / m : e;
-}
-}  // namespace
-
 GPU_TEST_CASE("cuda trainer: steps match the CPU trainer; checkpoints and resume on the GPU") {
     // The whole GPU step of the trainer (pinned staging, the classifier and its loss, SGD of the
     // backbone and the classifier, the loss read) against the CPU trainer in float on the same
@@ -341,8 +327,8 @@ GPU_TEST_CASE("cuda trainer: steps match the CPU trainer; checkpoints and resume
             // float on both sides, reductions in other orders: ~1e-5 after a few steps
             CHECK(std::fabs(l - loss_cpu[(size_t)s]) <= 1e-3 * std::fabs(loss_cpu[(size_t)s]));
         }
-        CHECK(rel_to_scale(t.backbone_params(), params_cpu) < 1e-3);
-        CHECK(rel_to_scale(t.classifier(), classifier_cpu) < 1e-3);
+        CHECK(test::scaled_diff(t.backbone_params(), params_cpu) < 1e-3);
+        CHECK(test::scaled_diff(t.classifier(), classifier_cpu) < 1e-3);
         // A checkpoint written from the GPU reloads on the CPU with the same values.
         t.save(dir + "/" + stage + "_gpu_final");
         IResNet<float> reloaded(

@@ -52,6 +52,22 @@ double max_rel_diff(const A* a, const B* b, std::int64_t n, double floor = 1.0) 
     return m;
 }
 
+// max |a - ref| / max |ref| over two arrays (scale 1 when ref is all zero): an error measured
+// against the tensor's magnitude, not per element (rounding scales with the terms summed, not
+// with an entry that cancels to near zero). Infinite when a has a NaN or an infinity.
+template <typename A, typename R>
+double scaled_diff(const std::vector<A>& a, const std::vector<R>& ref) {
+    REQUIRE(a.size() == ref.size());
+    double scale = 0, m = 0;
+    for (const R& r : ref) scale = std::fmax(scale, std::fabs((double)r));
+    if (scale == 0) scale = 1;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (!std::isfinite((double)a[i])) return INFINITY;
+        m = std::fmax(m, std::fabs((double)a[i] - (double)ref[i]));
+    }
+    return m / scale;
+}
+
 }  // namespace test
 
 #define GPU_TEST_CASE(name) TEST_CASE(name * doctest::skip(!::test::gpu_present()))

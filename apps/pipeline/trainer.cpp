@@ -156,7 +156,7 @@ void Trainer::Impl::build() {
     model = std::make_unique<IResNet<float>>(cfg, max_batch, gpu.get());
     // cuDNN plans and workspace for the step's batch and the tail-mining chunk now, not in a step.
     model->prepare(nh + nt);
-    if (unequal()) model->prepare(std::min(std::max<i64>(1, opt.mining_batch), max_batch));
+    if (unequal()) model->prepare(std::max<i64>(1, opt.mining_batch));  // <= max_batch
     P = model->params().num_params();
     embedder = std::make_unique<Embedder>(*model, gpu.get());
 
